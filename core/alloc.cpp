@@ -1,0 +1,215 @@
+// alloc.cpp — the malloc family on a heap: the fast paths and glibc's edge semantics
+// (PRELOAD.md §8) live here, so the shim only forwards.
+//
+// Fast allocation (small): the thread heap's current run for the size class; pop its free list,
+// set the block's bit in the persistent bitmap (the commit point), count it: about a dozen
+// instructions, no lock, no atomic read-modify-write, one unlikely exit to small_alloc_slow.
+// Fast free (small, own run): the shadow map gives the run; clear the bit (the commit point), push
+// the block on the run's free list. Anything else — another thread's run, large and huge blocks,
+// pointers into undiscovered segments — goes through free_slow.
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "heap.h"
+#include "platform.h"
+
+#define PERSIST_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PERSIST_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace persist {
+namespace {
+
+constexpr size_t kMaxRequest = PTRDIFF_MAX;
+
+inline ThreadHeap *my_heap(Heap *h) {
+  ThreadHeap *th = tl_heaps[h->slot];
+  if (PERSIST_LIKELY(th && th->heap_id == h->id)) return th;
+  return thread_heap_slow(h);
+}
+
+inline uint32_t block_index(const Span *s, uintptr_t p) {
+  return static_cast<uint32_t>(((p - s->start) * s->recip) >> kRecipShift);
+}
+
+inline void *small_alloc(Heap *h, unsigned cls) {
+  ThreadHeap *th = my_heap(h);
+  if (PERSIST_UNLIKELY(!th)) return small_alloc_shared(h, cls);
+  Span *s = th->cur[cls];
+  Block *b = s->free;
+  if (PERSIST_UNLIKELY(!b)) return small_alloc_slow(h, th, cls);
+  s->free = b->next;
+  uint32_t idx = block_index(s, reinterpret_cast<uintptr_t>(b));
+  s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
+  ++s->used;
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // the bit is stored before we return
+  return b;
+}
+
+void report(const char *what, const void *p) {
+  static std::atomic<int> reported{0};
+  if (reported.fetch_add(1, std::memory_order_relaxed) >= 8) return;
+  Msg m;
+  m.add("libpersist: ").add(what).add(" ").hex(reinterpret_cast<uintptr_t>(p)).add(" (ignored)\n");
+  os::write_stderr(m.str(), m.size());
+}
+
+void *large_alloc(Heap *h, size_t size, size_t align, bool zero) {
+  bool zeroed = false;
+  int err = 0;
+  Span *s = size <= kMaxLarge && align <= kMaxLarge / 4
+                ? pages_alloc_large(h, size, align > kPageSize ? align : 0, &zeroed, &err)
+                : nullptr;
+  if (!s && !err) {  // huge: whole segments; alignment beyond a page by over-allocation
+    size_t extra = align > kPageSize ? align : 0;
+    if (size > kMaxRequest - extra) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    s = pages_alloc_huge(h, size + extra, &zeroed, &err);
+    if (s && extra) {
+      uintptr_t p = (s->start + align - 1) & ~(uintptr_t{align} - 1);
+      if (zero && !zeroed) memset(reinterpret_cast<void *>(p), 0, size);
+      return reinterpret_cast<void *>(p);
+    }
+  }
+  if (!s) {
+    errno = err == -ENOMEM || err == -ENOSPC || err == 0 ? ENOMEM : -err;
+    if (errno != ENOMEM) errno = ENOMEM;  // every allocation failure is ENOMEM to the caller
+    return nullptr;
+  }
+  if (zero && !zeroed) memset(reinterpret_cast<void *>(s->start), 0, size);
+  return reinterpret_cast<void *>(s->start);
+}
+
+void free_slow(Heap *h, Span *s, void *p) {
+  if (!s && !(s = span_lookup(h, p))) return report("free of a pointer that is not a block:", p);
+  auto a = reinterpret_cast<uintptr_t>(p);
+  switch (s->kind) {
+    case kSpanRun:
+      return run_free_remote(h, s, p);
+    case kSpanLarge:
+      if (a != s->start) return report("free of an interior pointer:", p);
+      return pages_free_span(h, s);
+    case kSpanHuge:
+      if (a < s->start || a >= s->start + uint64_t{s->pages} * kPageSize)
+        return report("free of a pointer outside its block:", p);
+      return pages_free_huge(h, s);
+    default:
+      return report("double free or free of a pointer into free memory:", p);
+  }
+}
+
+}  // namespace
+
+void *heap_malloc(Heap *h, size_t size) {
+  if (PERSIST_LIKELY(size <= kMaxSmall)) return small_alloc(h, size_class(size));
+  if (size > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return large_alloc(h, size, 0, false);
+}
+
+void heap_free(Heap *h, void *p) {
+  if (!p) return;
+  if (PERSIST_UNLIKELY(!h->contains(p))) return report("free of a pointer outside the heap:", p);
+  Span *s = h->span_of(p);
+  ThreadHeap *th = tl_heaps[h->slot];
+  if (PERSIST_LIKELY(s && th && s->owner.load(std::memory_order_relaxed) == th)) {
+    uint32_t idx = block_index(s, reinterpret_cast<uintptr_t>(p));
+    uint64_t bit = uint64_t{1} << (idx & 63), *w = &s->bitmap[idx >> 6];
+    if (PERSIST_UNLIKELY(!(*w & bit))) return report("double free of", p);
+    *w &= ~bit;  // the commit point: the block is free
+    auto *b = reinterpret_cast<Block *>(s->start + uint64_t{idx} * s->bsize);
+    b->next = s->free;
+    s->free = b;
+    if (PERSIST_UNLIKELY(--s->used == 0 || s->full)) small_free_local_slow(h, th, s);
+    return;
+  }
+  free_slow(h, s, p);
+}
+
+size_t heap_usable_size(Heap *h, const void *p) {
+  if (!p || !h->contains(p)) return 0;
+  Span *s = h->span_of(p);
+  if (!s && !(s = span_lookup(h, p))) return 0;
+  auto a = reinterpret_cast<uintptr_t>(p);
+  switch (s->kind) {
+    case kSpanRun: {
+      uintptr_t block = s->start + uint64_t{block_index(s, a)} * s->bsize;
+      return block + s->bsize - a;
+    }
+    case kSpanLarge:
+    case kSpanHuge:
+      return s->start + uint64_t{s->pages} * kPageSize - a;
+    default:
+      return 0;
+  }
+}
+
+void *heap_calloc(Heap *h, size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes) || bytes > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (bytes <= kMaxSmall) {
+    void *p = small_alloc(h, size_class(bytes));
+    if (p) memset(p, 0, bytes);
+    return p;
+  }
+  return large_alloc(h, bytes, 0, true);
+}
+
+void *heap_aligned(Heap *h, size_t align, size_t size) {
+  if (align <= 16) return heap_malloc(h, size);
+  if (size > kMaxRequest - align) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (align <= kPageSize && size <= kMaxSmall) {
+    // Runs start on a page and their blocks sit at multiples of the block size: a class whose
+    // size is a multiple of the alignment gives aligned blocks (powers of two always qualify).
+    size_t n = size ? (size + align - 1) & ~(align - 1) : align;
+    if (n <= kMaxSmall)
+      for (unsigned c = size_class(n); c < kNumClasses; ++c)
+        if (kClasses.info[c].size % align == 0) return small_alloc(h, c);
+  }
+  return large_alloc(h, size ? size : 1, align, false);
+}
+
+void *heap_realloc(Heap *h, void *p, size_t size) {
+  if (!p) return heap_malloc(h, size);
+  if (size == 0) {  // glibc: realloc(p, 0) frees p and returns NULL
+    heap_free(h, p);
+    return nullptr;
+  }
+  if (size > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  size_t usable = heap_usable_size(h, p);
+  if (usable == 0) {
+    report("realloc of a pointer that is not a block:", p);
+    errno = EINVAL;
+    return nullptr;
+  }
+  Span *s = h->span_of(p);
+  if (s->kind == kSpanRun) {
+    // Keep the block when the new size still fits and does not waste more than half of it.
+    if (size <= usable && (size > usable / 2 || usable <= 16)) return p;
+  } else if (s->kind == kSpanLarge && reinterpret_cast<uintptr_t>(p) == s->start &&
+             size > kMaxSmall && size <= kMaxLarge) {
+    if (pages_resize_large(h, s, size)) return p;  // grown or shrunk in place
+  } else if (s->kind == kSpanHuge && size <= usable && size > usable / 2) {
+    return p;
+  }
+  void *q = heap_malloc(h, size);
+  if (!q) return nullptr;  // p is left untouched
+  memcpy(q, p, size < usable ? size : usable);
+  heap_free(h, p);
+  return q;
+}
+
+}  // namespace persist

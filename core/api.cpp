@@ -1,0 +1,235 @@
+// api.cpp — the public C API (persist.h): argument checks, error codes and errno, forwarding to
+// the core. Owns no state but the pointer to the process's default heap.
+#include <cerrno>
+#include <cstring>
+
+#include "../core/include/persist.h"
+#include "api.h"
+#include "check.h"
+#include "heap.h"
+
+namespace persist {
+namespace {
+
+std::atomic<Heap *> g_default{nullptr};
+Heap *(*g_default_provider)() = nullptr;
+
+Heap *as_heap(persist_heap_t *h) { return static_cast<Heap *>(h); }
+
+Heap *default_heap() {
+  Heap *h = g_default.load(std::memory_order_acquire);
+  if (!h && g_default_provider) h = g_default_provider();  // the shim opens it on first use
+  return h;
+}
+
+int set_errno(int code) {
+  if (code > -1000) errno = -code;
+  else if (code == PERSIST_E_TAG) errno = EINVAL;
+  else if (code == PERSIST_E_EXISTS) errno = EEXIST;
+  else if (code == PERSIST_E_NOHEAP) errno = ENODEV;
+  else if (code == PERSIST_E_NOTBLOCK) errno = EINVAL;
+  else errno = EIO;
+  return code;
+}
+
+struct StrErr {
+  int code;
+  const char *msg;
+};
+
+// Our own table: strerror may allocate (locale translations), and this runs inside malloc.
+constexpr StrErr kMessages[] = {
+    {0, "success"},
+    {PERSIST_E_BADMAGIC, "not a libpersist heap (bad magic)"},
+    {PERSIST_E_VERSION, "heap format version is newer than this library"},
+    {PERSIST_E_CHECKSUM, "superblock checksum mismatch"},
+    {PERSIST_E_CORRUPT, "heap metadata is inconsistent"},
+    {PERSIST_E_ADDRINUSE, "the heap's address range is occupied"},
+    {PERSIST_E_BUSY, "the heap is in use by another process"},
+    {PERSIST_E_NOHEAP, "no default heap in this process"},
+    {PERSIST_E_TOOSMALL, "too small to hold a heap"},
+    {PERSIST_E_EXISTS, "a root with this tag exists with a smaller size"},
+    {PERSIST_E_NOTBLOCK, "not the start of a live block of this heap"},
+    {PERSIST_E_TAG, "root tag is empty or too long"},
+    {PERSIST_E_MOVED, "the heap was created at another address"},
+    {-ENOENT, "no such file or directory"},
+    {-EACCES, "permission denied"},
+    {-EPERM, "operation not permitted"},
+    {-ENOSPC, "no space left on device"},
+    {-EDQUOT, "disk quota exceeded"},
+    {-ENOMEM, "out of memory"},
+    {-EEXIST, "already exists"},
+    {-EISDIR, "is a directory"},
+    {-ENOTDIR, "not a directory"},
+    {-EINVAL, "invalid argument"},
+    {-EROFS, "read-only file system"},
+    {-ELOOP, "is a symbolic link (not followed)"},
+    {-EWOULDBLOCK, "locked by another process"},
+    {-EBUSY, "busy"},
+    {-EFBIG, "file too large"},
+    {-EIO, "input/output error"},
+    {-ENAMETOOLONG, "file name too long"},
+    {-ENODEV, "no such device"},
+    {-EOPNOTSUPP, "operation not supported"},
+};
+
+}  // namespace
+
+void api_set_default_heap(Heap *h) { g_default.store(h, std::memory_order_release); }
+void api_set_default_provider(Heap *(*fn)()) { g_default_provider = fn; }
+
+}  // namespace persist
+
+using persist::as_heap;
+using persist::default_heap;
+using persist::Heap;
+using persist::set_errno;
+
+extern "C" {
+
+const char *persist_strerror(int code) {
+  for (const auto &m : persist::kMessages)
+    if (m.code == code) return m.msg;
+  return code < 0 && code > -1000 ? "system error" : "unknown error";
+}
+
+persist_heap_t *persist_default_heap(void) { return default_heap(); }
+
+void *persist_root(const char *tag, size_t size) {
+  Heap *h = default_heap();
+  if (!h) return set_errno(PERSIST_E_NOHEAP), nullptr;
+  return persist_heap_root(h, tag, size);
+}
+void *persist_root_get(const char *tag, size_t *size) {
+  Heap *h = default_heap();
+  if (!h) return set_errno(PERSIST_E_NOHEAP), nullptr;
+  return persist_heap_root_get(h, tag, size);
+}
+int persist_root_set(const char *tag, void *ptr) {
+  Heap *h = default_heap();
+  return h ? persist_heap_root_set(h, tag, ptr) : set_errno(PERSIST_E_NOHEAP);
+}
+int persist_root_remove(const char *tag) {
+  Heap *h = default_heap();
+  return h ? persist_heap_root_remove(h, tag) : set_errno(PERSIST_E_NOHEAP);
+}
+int persist_sync(void) {
+  Heap *h = default_heap();
+  return h ? persist_heap_sync(h) : set_errno(PERSIST_E_NOHEAP);
+}
+
+int persist_open(const char *path, const persist_options_t *opts, persist_heap_t **out) {
+  if (!out) return set_errno(-EINVAL);
+  *out = nullptr;
+  persist_options_t o = opts ? *opts : persist_options_t{0, 0, 0};
+  Heap *h = nullptr;
+  persist::Msg why;
+  int rc = (o.flags & PERSIST_OPEN_VOLATILE) ? persist::heap_open_anonymous(o.addr, o.max_size, &h, &why)
+           : path ? persist::heap_open_file(path, o.addr, o.max_size, o.flags, &h, &why)
+                  : -EINVAL;
+  if (rc) return set_errno(rc);
+  *out = h;
+  return 0;
+}
+
+int persist_open_region(void *mem, size_t size, unsigned flags, persist_heap_t **out) {
+  if (!out || !mem) return set_errno(-EINVAL);
+  *out = nullptr;
+  Heap *h = nullptr;
+  persist::Msg why;
+  int rc = persist::heap_open_region(mem, size, flags, &h, &why);
+  if (rc) return set_errno(rc);
+  *out = h;
+  return 0;
+}
+
+int persist_close(persist_heap_t *heap) {
+  if (!heap) return set_errno(-EINVAL);
+  if (heap == persist::g_default.load()) return set_errno(-EBUSY);  // the process heap stays
+  return persist::heap_close(as_heap(heap));
+}
+
+void *persist_alloc(persist_heap_t *heap, size_t size) {
+  return persist::heap_malloc(as_heap(heap), size);
+}
+void *persist_calloc(persist_heap_t *heap, size_t n, size_t size) {
+  return persist::heap_calloc(as_heap(heap), n, size);
+}
+void *persist_alloc_aligned(persist_heap_t *heap, size_t alignment, size_t size) {
+  if (alignment == 0 || (alignment & (alignment - 1))) return errno = EINVAL, nullptr;
+  return persist::heap_aligned(as_heap(heap), alignment, size);
+}
+void *persist_realloc(persist_heap_t *heap, void *ptr, size_t size) {
+  return persist::heap_realloc(as_heap(heap), ptr, size);
+}
+void persist_free(persist_heap_t *heap, void *ptr) { persist::heap_free(as_heap(heap), ptr); }
+size_t persist_usable_size(persist_heap_t *heap, const void *ptr) {
+  return persist::heap_usable_size(as_heap(heap), ptr);
+}
+int persist_contains(const persist_heap_t *heap, const void *ptr) {
+  return static_cast<const Heap *>(heap)->contains(ptr);
+}
+
+void *persist_heap_root(persist_heap_t *heap, const char *tag, size_t size) {
+  int err = 0;
+  void *p = persist::roots_find_or_create(as_heap(heap), tag, size, &err);
+  if (!p) set_errno(err ? err : -ENOMEM);
+  return p;
+}
+void *persist_heap_root_get(persist_heap_t *heap, const char *tag, size_t *size) {
+  int err = 0;
+  void *p = persist::roots_get(as_heap(heap), tag, size, &err);
+  if (!p) set_errno(err ? err : -ENOENT);
+  return p;
+}
+int persist_heap_root_set(persist_heap_t *heap, const char *tag, void *ptr) {
+  int rc = persist::roots_set(as_heap(heap), tag, ptr);
+  return rc ? set_errno(rc) : 0;
+}
+int persist_heap_root_remove(persist_heap_t *heap, const char *tag) {
+  int rc = persist::roots_remove(as_heap(heap), tag);
+  return rc ? set_errno(rc) : 0;
+}
+int persist_heap_root_each(persist_heap_t *heap,
+                           int (*fn)(const char *, void *, size_t, void *), void *arg) {
+  if (!heap || !fn) return set_errno(-EINVAL);
+  return persist::roots_each(as_heap(heap), fn, arg);
+}
+int persist_heap_sync(persist_heap_t *heap) {
+  int rc = persist::heap_sync(as_heap(heap));
+  return rc ? set_errno(rc) : 0;
+}
+
+int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st) {
+  if (!heap || !st) return set_errno(-EINVAL);
+  Heap *h = as_heap(heap);
+  persist::HeapReport r;
+  persist::check_image(h->image(), &r, 0);
+  memset(st, 0, sizeof *st);
+  st->base = reinterpret_cast<uint64_t>(h->base);
+  st->mapped_bytes = h->size.load();
+  st->reserved_bytes = h->reserve;
+  st->live_blocks = r.live_blocks;
+  st->live_bytes = r.live_bytes;
+  st->free_bytes = r.free_bytes;
+  st->segments = r.segments;
+  st->roots = r.roots;
+  st->clean_at_open = h->clean_at_open;
+  st->persistent = h->persistent;
+  return 0;
+}
+
+int persist_heap_check(persist_heap_t *heap, char *msg, size_t msglen) {
+  if (!heap) return set_errno(-EINVAL);
+  persist::HeapReport r;
+  int rc = persist::check_image(as_heap(heap)->image(), &r);
+  if (msg && msglen) {
+    if (rc) r.first_problem.copy_to(msg, msglen);
+    else msg[0] = 0;
+  }
+  return rc;
+}
+
+void *persist_heap_base(const persist_heap_t *heap) { return static_cast<const Heap *>(heap)->base; }
+
+}  // extern "C"

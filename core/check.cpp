@@ -1,0 +1,209 @@
+// check.cpp — the consistency checker (see check.h). Reads an image, never writes it; all scratch
+// memory comes from anonymous mappings (never from the heap being checked).
+#include "check.h"
+
+#include <cstring>
+
+#include "../core/include/persist.h"
+#include "platform.h"
+
+namespace persist {
+namespace {
+
+// Scratch memory for the checker, released on scope exit.
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes) : bytes_(bytes ? bytes : 1) {
+    if (os::map_anon(bytes_, &p_) != 0) p_ = nullptr;
+  }
+  ~Scratch() {
+    if (p_) os::unmap(p_, bytes_);
+  }
+  template <class T>
+  T *as() const { return static_cast<T *>(p_); }
+  bool ok() const { return p_ != nullptr; }
+
+ private:
+  size_t bytes_;
+  void *p_ = nullptr;
+};
+
+class StatsVisitor : public WalkVisitor {
+ public:
+  explicit StatsVisitor(HeapReport *r) : r_(r) {}
+  void segment(uint64_t, const SegmentHeader &h) override {
+    ++r_->segments;
+    if (h.kind == kSegNormal) ++r_->normal_segments, r_->meta_bytes += kFirstDataPage * kPageSize;
+    else if (h.kind == kSegHuge) ++r_->huge_segments;
+    else ++r_->free_segments;
+  }
+  void free_pages(uint64_t, uint32_t count) override { r_->free_bytes += uint64_t{count} * kPageSize; }
+  void run(uint64_t, uint32_t pages, unsigned cls, uint32_t used) override {
+    const ClassInfo &ci = kClasses.info[cls];
+    ++r_->runs, ++r_->class_runs[cls];
+    r_->class_blocks[cls] += used;
+    r_->live_blocks += used;
+    r_->live_bytes += uint64_t{used} * ci.size;
+    r_->free_bytes += uint64_t{pages} * kPageSize - uint64_t{used} * ci.size;
+  }
+  void large(uint64_t, uint32_t pages) override {
+    ++r_->large_blocks, ++r_->live_blocks;
+    r_->live_bytes += uint64_t{pages} * kPageSize;
+  }
+  void huge(uint64_t, uint32_t, uint64_t bytes) override {
+    ++r_->huge_blocks, ++r_->live_blocks;
+    r_->live_bytes += bytes;
+  }
+  void free_segments(uint64_t, uint32_t count) override {
+    r_->free_bytes += uint64_t{count} * kSegmentSize;
+  }
+
+ private:
+  HeapReport *r_;
+};
+
+void problem(HeapReport *r, const Msg &m) {
+  if (r->consistent) r->first_problem = m;
+  r->consistent = false;
+  ++r->problems;
+}
+
+// Mark bits: one per 16-byte slot, laid out like the allocation bitmaps (a block's mark is the bit
+// of its first slot, so large and huge blocks use their head page's first bit).
+struct Marks {
+  uint64_t *bits;
+  bool test_and_set(const BlockRef &b) {
+    uint64_t slot = b.kind == kPageRunHead
+                        ? b.span_page * kBitsPerPage + b.index * (b.size / kSlotSize)
+                        : b.span_page * kBitsPerPage;
+    uint64_t m = uint64_t{1} << (slot % 64);
+    if (bits[slot / 64] & m) return true;
+    bits[slot / 64] |= m;
+    return false;
+  }
+};
+
+struct MarkState {
+  const Image &img;
+  const uint32_t *seg_head;
+  Marks marks;
+  uint64_t *stack;
+  uint64_t depth = 0, cap;
+  uint64_t blocks = 0, bytes = 0;
+  // Mark the block containing `off` (if live and unmarked) and queue it for scanning.
+  void reach(uint64_t off) {
+    BlockRef b;
+    if (!find_block(img, off, &b, seg_head) || !b.live || marks.test_and_set(b)) return;
+    ++blocks, bytes += b.size;
+    if (depth < cap) stack[depth++] = b.offset;
+  }
+  void run() {
+    const uint64_t base = img.sb.base, size = img.sb.size;
+    while (depth) {
+      BlockRef b;
+      if (!find_block(img, stack[--depth], &b, seg_head)) continue;
+      uint64_t end = b.offset + b.size <= img.len ? b.offset + b.size : img.len;
+      for (uint64_t o = b.offset; o + 8 <= end; o += 8) {
+        uint64_t w;
+        memcpy(&w, img.mem + o, 8);
+        if (w - base < size) reach(w - base);  // a pointer into the heap (conservatively)
+      }
+    }
+  }
+};
+
+void check_roots(const Image &img, const uint32_t *seg_head, HeapReport *r, MarkState *mark) {
+  uint64_t off = img.sb.root_table;
+  for (uint64_t n = 0; off; ++n) {
+    BlockRef b;
+    Msg m;
+    if (n > img.sb.size / kRootTableBytes || !find_block(img, off, &b, seg_head) || !b.live ||
+        b.offset != off || b.size < kRootTableBytes) {
+      m.add("root table at offset ").hex(off).add(" is not a live block of the heap");
+      return problem(r, m);
+    }
+    const auto *t = reinterpret_cast<const RootTableHeader *>(img.mem + off);
+    if (t->magic != kRootTableMagic || t->capacity != kRootsPerTable) {
+      m.add("root table at offset ").hex(off).add(" has a bad header");
+      return problem(r, m);
+    }
+    if (mark) mark->reach(off);
+    const auto *e = reinterpret_cast<const RootEntry *>(t + 1);
+    for (uint32_t i = 0; i < kRootsPerTable; ++i) {
+      if (e[i].state == kRootEmpty) continue;
+      Msg em;
+      if (e[i].state != kRootLive) {
+        em.add("root entry ").dec(i).add(" of the table at ").hex(off).add(" has state ").dec(e[i].state);
+        problem(r, em);
+        continue;
+      }
+      size_t len = strnlen(e[i].tag, kRootTagBytes);
+      if (len == 0 || len >= kRootTagBytes || len != e[i].tag_len) {
+        em.add("root entry ").dec(i).add(" of the table at ").hex(off).add(" has a malformed tag");
+        problem(r, em);
+        continue;
+      }
+      ++r->roots;
+      if (e[i].offset == 0) continue;
+      BlockRef rb;
+      if (!find_block(img, e[i].offset, &rb, seg_head) || !rb.live || rb.offset != e[i].offset) {
+        em.add("root \"").add(e[i].tag).add("\" points at offset ").hex(e[i].offset)
+            .add(", which is not the start of a live block");
+        problem(r, em);
+        continue;
+      }
+      if (e[i].size > rb.size) {
+        em.add("root \"").add(e[i].tag).add("\" records ").dec(e[i].size).add(" bytes in a block of ")
+            .dec(rb.size);
+        problem(r, em);
+      }
+      if (mark) mark->reach(e[i].offset);
+    }
+    off = t->next;
+  }
+}
+
+}  // namespace
+
+int check_image(const Image &img, HeapReport *r, unsigned flags) {
+  *r = HeapReport{};
+  r->dirty = img.sb.state != kStateClean;
+  r->meta_bytes = kSuperPages * kPageSize;
+  Msg why;
+  StatsVisitor stats(r);
+  if (img.len < img.sb.size) {
+    why.add("the image is shorter (").dec(img.len).add(" bytes) than the heap's extent (")
+        .dec(img.sb.size).add(")");
+    problem(r, why);
+    return PERSIST_E_CORRUPT;
+  }
+  if (walk_heap(img, stats, &why) != 0) {
+    problem(r, why);
+    return PERSIST_E_CORRUPT;
+  }
+  const uint64_t nseg = img.segment_count();
+  Scratch index(nseg * sizeof(uint32_t));
+  if (!index.ok() || !build_segment_index(img, index.as<uint32_t>())) {
+    why.add("cannot index the segments");
+    problem(r, why);
+    return PERSIST_E_CORRUPT;
+  }
+  MarkState *mark = nullptr;
+  Scratch bits((nseg * kSegmentPages * kBitsPerPage) / 8);
+  Scratch stack(r->live_blocks * sizeof(uint64_t) + 8);
+  MarkState ms{img, index.as<uint32_t>(), Marks{bits.as<uint64_t>()}, stack.as<uint64_t>(), 0,
+               r->live_blocks + 1};
+  if ((flags & kCheckReachability) && bits.ok() && stack.ok()) mark = &ms;
+  check_roots(img, index.as<uint32_t>(), r, mark);
+  if (mark && r->consistent) {
+    mark->run();
+    r->reach_done = true;
+    r->reachable_blocks = mark->blocks;
+    r->reachable_bytes = mark->bytes;
+    r->unreachable_blocks = r->live_blocks - mark->blocks;
+    r->unreachable_bytes = r->live_bytes - mark->bytes;
+  }
+  return r->consistent ? 0 : PERSIST_E_CORRUPT;
+}
+
+}  // namespace persist

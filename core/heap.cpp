@@ -1,0 +1,303 @@
+// heap.cpp — opening, creating and closing heaps (file, caller-provided region, or anonymous),
+// and superblock updates. The superblock is AUTHORITATIVE; the Heap struct is VOLATILE.
+//
+// Open never scans the heap: it validates the superblock, maps the file at its recorded base
+// (MAP_FIXED_NOREPLACE over a reservation of the whole growth range), marks the heap dirty and
+// returns. Segments are discovered lazily (see heap.h), so opening is O(1) in the heap's size.
+#include <cerrno>
+#include <cstring>
+
+#include "../core/include/persist.h"
+#include "heap.h"
+#include "platform.h"
+#include "superblock.h"
+
+namespace persist {
+namespace {
+
+std::atomic<uint64_t> g_next_heap_id{1};
+
+void set_state(Superblock &sb, uint64_t state) {
+  sb.state = static_cast<uint32_t>(state);
+  if (state == kStateDirty) ++sb.opens;
+}
+
+// Volatile side tables sized by the reservation: the shadow map and the segment table.
+int alloc_tables(Heap *h) {
+  h->shadow_bytes = (h->reserve / kPageSize) * sizeof(Span *);
+  h->segs_bytes = (h->reserve / kSegmentSize + 1) * sizeof(SegInfo);
+  void *a = nullptr, *b = nullptr;
+  int rc = os::map_anon(h->shadow_bytes, &a);
+  if (rc) return rc;
+  if ((rc = os::map_anon(h->segs_bytes, &b))) {
+    os::unmap(a, h->shadow_bytes);
+    return rc;
+  }
+  h->shadow = static_cast<Span **>(a);
+  h->segs = static_cast<SegInfo *>(b);
+  return 0;
+}
+
+Heap *new_heap() {
+  Heap *h = meta_heap_new();
+  if (h) h->id = g_next_heap_id.fetch_add(1, std::memory_order_relaxed);
+  return h;
+}
+
+// Give back the volatile Spans of the heap. Every live Span is the shadow entry of its own first
+// page (see pages.cpp), so visiting each page's entry where it is the span's head finds each one
+// exactly once; stale entries of other pages point at spans whose head is elsewhere.
+void release_spans(Heap *h) {
+  if (!h->shadow) return;
+  uint64_t pages = h->size.load(std::memory_order_relaxed) / kPageSize;
+  for (uint64_t p = 0; p < pages; ++p) {
+    Span *s = h->shadow[p];
+    if (s && s->page == p && s->kind != kSpanNone) meta_span_free(s);
+  }
+}
+
+// Release everything open() set up (not the file's contents).
+void teardown(Heap *h) {
+  release_spans(h);
+  if (h->shadow) os::unmap(h->shadow, h->shadow_bytes);
+  if (h->segs) os::unmap(h->segs, h->segs_bytes);
+  if (h->base && !h->region) os::unmap(h->base, h->reserve);
+  if (h->fd >= 0) os::close_file(h->fd);
+  slot_release(h->slot);
+  meta_heap_free(h);
+}
+
+// Format a new heap in the mapped range: segment 0 and the superblock.
+int format(Heap *h, uint64_t size, uint32_t flags) {
+  h->size.store(size, std::memory_order_relaxed);
+  int rc = segment_format_first(h);
+  if (rc) return rc;
+  h->sb = super_new(reinterpret_cast<uint64_t>(h->base), h->reserve, size, flags);
+  h->sb.opens = 1;
+  // Both slots are written so that a crash right after creation leaves a valid, older copy.
+  Superblock copy = h->sb;
+  super_write(h->base, copy);
+  super_write(h->base, h->sb);
+  return 0;
+}
+
+int finish_open(Heap *h) {
+  int rc = alloc_tables(h);
+  if (rc) return rc;
+  int slot = slot_acquire();
+  h->slot = static_cast<unsigned>(slot);
+  return 0;
+}
+
+uint64_t round_reserve(uint64_t v) { return (v + kSegmentSize - 1) & ~(uint64_t{kSegmentSize} - 1); }
+
+}  // namespace
+
+Image Heap::image() const {
+  Image img;
+  img.mem = base;
+  img.len = size.load(std::memory_order_acquire);
+  img.sb = sb;
+  img.sb.size = img.len;
+  return img;
+}
+
+void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t arg) {
+  Guard g(h->super_lock);
+  edit(h->sb, arg);
+  super_write(h->base, h->sb);
+}
+
+int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why) {
+  Heap *h = new_heap();
+  if (!h) return -ENOMEM;
+  bool created = false;
+  int rc = os::open_file(path, flags & PERSIST_OPEN_CREATE, true, &h->fd, &created);
+  if (rc) {
+    why->add("cannot open ").add(path).add(": ").add(persist_strerror(rc));
+    teardown(h);
+    return rc;
+  }
+  if (!(flags & PERSIST_OPEN_NOLOCK) && (rc = os::lock_file(h->fd))) {
+    if (rc == -EWOULDBLOCK) why->add(path).add(" is in use by another process"), rc = PERSIST_E_BUSY;
+    else why->add("cannot lock ").add(path).add(": ").add(persist_strerror(rc));
+    teardown(h);
+    return rc;
+  }
+  uint64_t fsize = 0;
+  if ((rc = os::file_size(h->fd, &fsize))) {
+    teardown(h);
+    return rc;
+  }
+  if (fsize == 0 && !(flags & PERSIST_OPEN_CREATE)) {
+    why->add(path).add(" is empty");
+    teardown(h);
+    return PERSIST_E_BADMAGIC;
+  }
+  if (fsize == 0) {  // a new heap (possibly an empty file another process created)
+    h->reserve = round_reserve(max ? max : PERSIST_DEFAULT_MAX);
+    uintptr_t want = addr ? addr : PERSIST_DEFAULT_ADDR;
+    if (want % kPageSize) {
+      why->add("heap address ").hex(want).add(" is not page aligned");
+      teardown(h);
+      return -EINVAL;
+    }
+    void *at = nullptr;
+    if ((rc = os::reserve(want, h->reserve, &at))) {
+      why->add("address range ").hex(want).add("+").hex(h->reserve).add(" is not free");
+      teardown(h);
+      return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+    }
+    h->base = static_cast<uint8_t *>(at);
+    if ((rc = os::truncate_file(h->fd, kSegmentSize)) ||
+        (rc = os::map_file(h->base, h->reserve, h->fd, true)) || (rc = finish_open(h)) ||
+        (rc = format(h, kSegmentSize, 0))) {
+      why->add("cannot create the heap in ").add(path).add(": ").add(persist_strerror(rc));
+      if (created) os::truncate_file(h->fd, 0);
+      teardown(h);
+      return rc == -ENOSPC ? -ENOSPC : rc;
+    }
+    *out = h;
+    return 0;
+  }
+  // An existing heap: validate the superblock before mapping anything at its address.
+  const void *peek = nullptr;
+  uint64_t peek_len = fsize < kPageSize ? fsize : kPageSize;
+  if ((rc = os::map_file_readonly(h->fd, peek_len, &peek))) {
+    teardown(h);
+    return rc;
+  }
+  Superblock sb;
+  rc = super_read(static_cast<const uint8_t *>(peek), peek_len, &sb, why);
+  os::unmap(peek, peek_len);
+  if (rc) {
+    teardown(h);
+    return rc;
+  }
+  if (fsize < sb.size || (sb.flags & kSuperFlagRegion)) {
+    if (sb.flags & kSuperFlagRegion) why->add("the file holds a region heap image");
+    else why->add("the file is shorter (").dec(fsize).add(" bytes) than the heap (").dec(sb.size).add(")");
+    teardown(h);
+    return PERSIST_E_CORRUPT;
+  }
+  if (addr && addr != sb.base) {
+    why->add("the heap lives at ").hex(sb.base).add(", not at ").hex(addr)
+        .add(" (relocation is not supported yet)");
+    teardown(h);
+    return PERSIST_E_MOVED;
+  }
+  h->reserve = round_reserve(sb.reserve > max ? sb.reserve : max);
+  void *at = nullptr;
+  if ((rc = os::reserve(sb.base, h->reserve, &at))) {
+    why->add("the heap's address range ").hex(sb.base).add("+").hex(h->reserve).add(" is occupied");
+    teardown(h);
+    return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+  }
+  h->base = static_cast<uint8_t *>(at);
+  if ((rc = os::map_file(h->base, h->reserve, h->fd, true)) || (rc = finish_open(h))) {
+    teardown(h);
+    return rc;
+  }
+  h->sb = sb;
+  h->size.store(sb.size, std::memory_order_relaxed);
+  h->clean_at_open = sb.state == kStateClean;
+  h->sb.reserve = h->reserve;
+  heap_update_super(h, set_state, kStateDirty);
+  *out = h;
+  return 0;
+}
+
+int heap_open_region(void *mem, size_t size, unsigned flags, Heap **out, Msg *why) {
+  Heap *h = new_heap();
+  if (!h) return -ENOMEM;
+  h->region = true;
+  h->persistent = !(flags & PERSIST_OPEN_VOLATILE);
+  h->base = static_cast<uint8_t *>(mem);
+  h->reserve = size & ~(kPageSize - 1);
+  if (reinterpret_cast<uintptr_t>(mem) % kPageSize || h->reserve < (kFirstDataPage + 1) * kPageSize) {
+    why->add("a region must be page aligned and at least ").dec((kFirstDataPage + 1) * kPageSize)
+        .add(" bytes");
+    h->base = nullptr;
+    teardown(h);
+    return PERSIST_E_TOOSMALL;
+  }
+  Superblock sb;
+  Msg ignored;
+  int rc = super_read(h->base, h->reserve, &sb, &ignored);
+  bool fresh = rc == PERSIST_E_BADMAGIC;
+  if (fresh && !(flags & PERSIST_OPEN_CREATE)) {
+    why->add("the region holds no heap");
+    h->base = nullptr;
+    teardown(h);
+    return PERSIST_E_BADMAGIC;
+  }
+  if (!fresh && rc == 0 && (sb.base != reinterpret_cast<uint64_t>(mem) || sb.size > h->reserve)) {
+    why->add("the region's heap was created at ").hex(sb.base).add(" with ").dec(sb.size)
+        .add(" bytes (relocation is not supported yet)");
+    rc = sb.base != reinterpret_cast<uint64_t>(mem) ? PERSIST_E_MOVED : PERSIST_E_TOOSMALL;
+  } else if (!fresh && rc) {
+    super_read(h->base, h->reserve, &sb, why);
+  }
+  if (!fresh && rc) {
+    h->base = nullptr;
+    teardown(h);
+    return rc;
+  }
+  if ((rc = finish_open(h))) {
+    h->base = nullptr;
+    teardown(h);
+    return rc;
+  }
+  if (fresh) {
+    uint64_t first = h->reserve < kSegmentSize ? h->reserve : kSegmentSize;
+    if ((rc = format(h, first, kSuperFlagRegion))) {
+      why->add("cannot format the region: ").add(persist_strerror(rc));
+      h->base = nullptr;
+      teardown(h);
+      return rc;
+    }
+  } else {
+    h->sb = sb;
+    h->size.store(sb.size, std::memory_order_relaxed);
+    h->clean_at_open = sb.state == kStateClean;
+    heap_update_super(h, set_state, kStateDirty);
+  }
+  *out = h;
+  return 0;
+}
+
+int heap_open_anonymous(uintptr_t addr, uint64_t max, Heap **out, Msg *why) {
+  uint64_t reserve = round_reserve(max ? max : PERSIST_DEFAULT_MAX);
+  void *at = nullptr;
+  int rc = os::map_anon_at(addr, reserve, &at);
+  if (rc) {
+    why->add("cannot reserve ").dec(reserve).add(" bytes of address space");
+    return rc;
+  }
+  rc = heap_open_region(at, reserve, PERSIST_OPEN_CREATE | PERSIST_OPEN_VOLATILE, out, why);
+  if (rc) {
+    os::unmap(at, reserve);
+    return rc;
+  }
+  (*out)->region = false;  // we own the mapping: unmap it at close, discard freed pages
+  (*out)->persistent = false;
+  return 0;
+}
+
+int heap_sync(Heap *h) {
+  if (!h->persistent) return 0;
+  int rc = os::sync_range(h->base, h->size.load(std::memory_order_acquire));
+  if (!rc && h->fd >= 0) rc = os::sync_file(h->fd);
+  return rc;
+}
+
+void heap_mark_clean(Heap *h) { heap_update_super(h, set_state, kStateClean); }
+
+int heap_close(Heap *h) {
+  thread_heaps_retire_all(h);
+  heap_mark_clean(h);
+  teardown(h);
+  return 0;
+}
+
+}  // namespace persist

@@ -1,0 +1,256 @@
+// heap.h — the runtime heap: VOLATILE state only (process memory, rebuilt from the file).
+//
+// Nothing declared here is trusted across opens. Per page of the reserved range there is a
+// shadow pointer to the volatile Span that describes it; per segment a discovery flag. Segments
+// are discovered lazily, one at a time, when the allocator first needs space or first sees a
+// pointer into them: discovery walks the segment's authoritative descriptors (walk.h) and builds
+// its Spans in O(metadata). A clean open therefore costs O(1), whatever the heap's size, and a
+// dirty one costs the same plus, later, O(metadata) per segment touched.
+//
+// Ownership: a run (Span of kind kSpanRun) belongs to at most one ThreadHeap (`owner`); only the
+// owner touches its free list, counters and bitmap words. Other threads hand blocks back through
+// `remote` (an atomic stack); the owner applies them to the bitmap later. A run with no owner is
+// in the heap's pool and protected by pool_lock.
+//
+// Lock order (outermost first; never take an earlier one while holding a later one):
+//   the heap file's flock  >  roots_lock  >  threads_lock  >  pool_lock  >  page_lock  >  super_lock
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "layout.h"
+#include "msg.h"
+#include "sizeclass.h"
+#include "walk.h"
+
+struct persist_heap {};  // the public handle type; persist::Heap derives from it
+
+namespace persist {
+
+struct ThreadHeap;
+struct Heap;
+
+struct Block {
+  Block *next;
+};
+
+class Lock {
+ public:
+  void lock() { pthread_mutex_lock(&m_); }
+  void unlock() { pthread_mutex_unlock(&m_); }
+  void reset() { pthread_mutex_init(&m_, nullptr); }  // after fork in the child
+
+ private:
+  pthread_mutex_t m_ = PTHREAD_MUTEX_INITIALIZER;
+};
+
+class Guard {
+ public:
+  explicit Guard(Lock &l) : l_(l) { l_.lock(); }
+  ~Guard() { l_.unlock(); }
+  Guard(const Guard &) = delete;
+  Guard &operator=(const Guard &) = delete;
+
+ private:
+  Lock &l_;
+};
+
+enum SpanKind : uint8_t { kSpanNone = 0, kSpanFree, kSpanRun, kSpanLarge, kSpanHuge };
+
+// Volatile description of a span of pages: a run of small blocks, a large block, a huge block, or
+// free pages. Fields used by the allocation fast path come first.
+struct Span {
+  Block *free;          // run: local free list (owner only)
+  uint32_t used;        // run: blocks whose bit is set (owner only)
+  uint32_t capacity;    // run: blocks in the run
+  uintptr_t start;      // address of the first page
+  uint64_t recip;       // run: ceil(2^40 / block size)
+  uint64_t *bitmap;     // run: persistent allocation bits (in the segment header)
+  uint32_t bsize;       // run: block size
+  uint8_t kind;         // SpanKind
+  uint8_t cls;          // run: size class
+  uint8_t full;         // run: out of its owner's class list because nothing was free
+  uint8_t zeroed;       // free/large: every page reads as zero (fresh or punched)
+  char *bump;           // run: first never-used block; blocks from here on are free
+  char *bump_end;       // run: end of the last block
+  std::atomic<Block *> remote;       // run: blocks freed by other threads
+  std::atomic<ThreadHeap *> owner;   // run: owning thread heap, nullptr when in the pool
+  std::atomic<uint8_t> notified;     // run: queued on its owner's notify stack
+  uint8_t backed;       // free/large: disk space reserved for every page
+  uint8_t in_list;      // linked in some SpanList
+  Span *next, *prev;    // SpanList links
+  Span *notify_next;    // owner's notify stack link
+  uint64_t page;        // global page index of the first page
+  uint32_t pages;       // length in pages (huge: pages of the whole block)
+  uint32_t segments;    // huge / free segment ranges: segments covered
+};
+
+struct SpanList {
+  Span *head = nullptr;
+  Span *tail = nullptr;
+  uint64_t count = 0;
+  void push(Span *s);
+  void remove(Span *s);
+  Span *pop();
+  void push_back(Span *s);
+  bool empty() const { return head == nullptr; }
+};
+
+// Per-thread, per-heap allocation state: the fast path's data.
+struct ThreadHeap {
+  Span *cur[kNumClasses];       // the run allocations come from (g_empty_run when none)
+  Heap *heap;
+  uint64_t heap_id;             // Heap::id of the open it belongs to
+  SpanList runs[kNumClasses];   // owned runs with (possibly) free blocks, cur included
+  SpanList full;                // owned runs with nothing free (any class)
+  std::atomic<Span *> notify;   // full runs that received remote frees
+  ThreadHeap *next_all;         // heap's registry of thread heaps
+  ThreadHeap *next_free;        // recycling
+  int thread_state;             // 1 live, 0 retired
+};
+
+constexpr unsigned kMaxSlots = 16;  // heaps with a thread-local fast path per thread
+constexpr unsigned kSpanBins = 64;  // free spans: bins by page count (last bin: larger)
+
+struct SegInfo {
+  uint8_t discovered;
+  uint8_t kind;        // SegmentKind once discovered (0 inside a huge or free range)
+};
+
+struct Heap : persist_heap {
+  // -- mapping (fixed while open)
+  uint64_t id = 0;          // unique per open in this process (thread heaps check it)
+  uint8_t *base = nullptr;
+  uint64_t reserve = 0;
+  int fd = -1;
+  bool persistent = true;   // false: anonymous volatile heap
+  bool region = false;      // caller-provided memory
+  bool clean_at_open = false;
+  unsigned slot = kMaxSlots;  // thread-local fast path slot (kMaxSlots: none, locked path)
+  Span **shadow = nullptr;  // per page of the reserve
+  SegInfo *segs = nullptr;  // per segment of the reserve
+  uint64_t shadow_bytes = 0, segs_bytes = 0;
+
+  // -- extent and discovery (page_lock)
+  std::atomic<uint64_t> size{0};   // bytes of initialised segments
+  uint64_t discovered = 0;         // segment headers [0, discovered) are known
+  SpanList bins[kSpanBins];        // free spans inside normal segments
+  uint64_t bin_mask = 0;           // bit b set: bins[b] is not empty
+  SpanList free_segs;              // free segment ranges (freed huge blocks)
+  uint64_t retained_pages = 0;     // free pages still backed by disk
+  Lock page_lock;
+
+  // -- runs without an owner (pool_lock)
+  SpanList pool[kNumClasses];
+  Lock pool_lock;
+
+  // -- thread heaps (threads_lock)
+  ThreadHeap *threads = nullptr;
+  ThreadHeap *shared_th = nullptr;  // used under shared_lock when there is no per-thread one
+  Lock threads_lock;
+  Lock shared_lock;
+
+  // -- roots (roots_lock)
+  Lock roots_lock;
+
+  // -- superblock (super_lock)
+  Superblock sb{};
+  Lock super_lock;
+
+  Image image() const;
+  uint8_t *at(uint64_t off) const { return base + off; }
+  uint64_t off(const void *p) const { return static_cast<uint64_t>(static_cast<const uint8_t *>(p) - base); }
+  bool contains(const void *p) const {
+    return static_cast<uint64_t>(static_cast<const uint8_t *>(p) - base) < size.load(std::memory_order_relaxed);
+  }
+  SegmentHeader *seg_header(uint64_t seg) const {
+    return reinterpret_cast<SegmentHeader *>(base + seg * kSegmentSize + kHeaderOffset);
+  }
+  uint64_t *bitmap_of(uint64_t page) const {
+    return reinterpret_cast<uint64_t *>(base + (page / kSegmentPages) * kSegmentSize + kBitmapOffset) +
+           (page % kSegmentPages) * kWordsPerPage;
+  }
+  Span *span_of(const void *p) const {
+    return shadow[static_cast<uint64_t>(static_cast<const uint8_t *>(p) - base) >> kPageShift];
+  }
+};
+
+// ---- heap.cpp: open, close, superblock updates
+int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why);
+int heap_open_region(void *mem, size_t size, unsigned flags, Heap **out, Msg *why);
+int heap_open_anonymous(uintptr_t addr, uint64_t max, Heap **out, Msg *why);  // volatile heap
+int heap_close(Heap *h);
+void heap_mark_clean(Heap *h);  // orderly exit of the process heap (the mapping stays)
+int heap_sync(Heap *h);
+void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t arg);
+
+// ---- meta.cpp: volatile metadata memory (never malloc)
+Span *meta_span_new();
+void meta_span_free(Span *s);
+ThreadHeap *meta_thread_heap_new();
+void meta_thread_heap_free(ThreadHeap *t);
+Heap *meta_heap_new();
+void meta_heap_free(Heap *h);
+
+// ---- segment.cpp: extent, growth, discovery (page_lock held unless said otherwise)
+int segment_format_first(Heap *h);
+int segment_grow(Heap *h, uint32_t segments, uint64_t *first);
+int segment_add_normal(Heap *h, uint64_t *seg);
+int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg, bool *zeroed);
+int segment_discover_next(Heap *h, Span **runs);  // pool_lock and page_lock held
+int heap_discover_one(Heap *h);  // takes the locks; 1 discovered, 0 nothing left, <0 error
+
+// ---- pages.cpp: spans of pages (take page_lock inside unless said otherwise)
+Span *pages_alloc_run(Heap *h, unsigned cls, int *err);
+Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err);
+Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err);
+void pages_free_span(Heap *h, Span *s);  // an empty run or a large block
+void pages_free_huge(Heap *h, Span *s);
+bool pages_resize_large(Heap *h, Span *s, size_t bytes);  // in place; false if not possible
+void pages_trim(Heap *h);                                 // give back free pages' disk space
+void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool backed);  // held
+void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed);      // held
+int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed = nullptr);  // held
+void shadow_set(Heap *h, uint64_t page, uint32_t pages, Span *s);
+Span *span_lookup(Heap *h, const void *p);  // discovers p's segment if needed
+
+// ---- run.cpp: runs of small blocks
+void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh);
+bool run_collect_remote(Span *s);        // owner: apply remote frees; true if any
+void run_extend(Span *s);                // owner: carve blocks from the bump area
+Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls);
+void run_pool_insert(Heap *h, Span *runs);  // discovered runs (a list through ->next)
+void run_abandon(Heap *h, Span *s);      // pool_lock held: the owner gives the run up
+void run_free_remote(Heap *h, Span *s, void *p);  // a block freed by a non-owner
+
+// ---- thread.cpp: thread heaps and the fast paths
+ThreadHeap *thread_heap_slow(Heap *h);   // the calling thread's, created on demand (or null)
+void thread_heaps_retire_all(Heap *h);   // close: flush and release every thread heap
+void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls);
+void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s);
+void *small_alloc_shared(Heap *h, unsigned cls);
+int slot_acquire();
+void slot_release(unsigned slot);
+extern Span g_empty_run;
+extern __thread ThreadHeap *tl_heaps[kMaxSlots + 1];  // [kMaxSlots] stays null
+
+// ---- alloc.cpp: malloc-family semantics on a heap
+void *heap_malloc(Heap *h, size_t size);
+void *heap_calloc(Heap *h, size_t n, size_t size);
+void *heap_realloc(Heap *h, void *p, size_t size);
+void *heap_aligned(Heap *h, size_t align, size_t size);
+void heap_free(Heap *h, void *p);
+size_t heap_usable_size(Heap *h, const void *p);
+
+// ---- roots.cpp
+void *roots_find_or_create(Heap *h, const char *tag, size_t size, int *err);
+void *roots_get(Heap *h, const char *tag, size_t *size, int *err);
+int roots_set(Heap *h, const char *tag, void *ptr);
+int roots_remove(Heap *h, const char *tag);
+int roots_each(Heap *h, int (*fn)(const char *, void *, size_t, void *), void *arg);
+
+}  // namespace persist

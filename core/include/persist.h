@@ -1,0 +1,144 @@
+/* persist.h — the public C API of libpersist (usable from C and C++).
+ *
+ * Two ways in:
+ *  - the default heap: the one the preload shim opened for this process (PERSIST_FILE). Every
+ *    malloc of the program comes from it; persist_root() & co. name entry points in it.
+ *  - heap handles: persist_open()/persist_open_region() for programs that manage several heaps or
+ *    a caller-provided memory region (shared memory). The same allocator core serves both.
+ *
+ * Errors: functions returning int return 0 on success or a negative code (a -errno value or one of
+ * the PERSIST_E* codes below); persist_strerror() turns a code into a message. Functions returning
+ * a pointer return NULL and set errno.
+ */
+#ifndef PERSIST_H
+#define PERSIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* ---- error codes (besides -errno values) ---------------------------------------------------- */
+enum {
+  PERSIST_E_BADMAGIC = -1000, /* not a libpersist heap file (foreign or empty file)            */
+  PERSIST_E_VERSION = -1001,  /* format major version newer than this library                  */
+  PERSIST_E_CHECKSUM = -1002, /* superblock checksum mismatch                                  */
+  PERSIST_E_CORRUPT = -1003,  /* metadata inconsistent (see persist_check for details)          */
+  PERSIST_E_ADDRINUSE = -1004,/* the heap's recorded address range is occupied                  */
+  PERSIST_E_BUSY = -1005,     /* another process holds the heap file                           */
+  PERSIST_E_NOHEAP = -1006,   /* no default heap in this process (the shim is not loaded)      */
+  PERSIST_E_TOOSMALL = -1007, /* region or file too small to hold a heap                       */
+  PERSIST_E_EXISTS = -1008,   /* a root with this tag exists with a smaller size               */
+  PERSIST_E_NOTBLOCK = -1009, /* the pointer is not the start of a live block of this heap     */
+  PERSIST_E_TAG = -1010,      /* tag empty or longer than PERSIST_TAG_MAX bytes                */
+  PERSIST_E_MOVED = -1011     /* heap recorded at another address and relocation is not enabled */
+};
+
+const char *persist_strerror(int code);
+
+/* ---- the default heap (the process heap opened by the preload shim) ------------------------- */
+#define PERSIST_TAG_MAX 87 /* longest tag, in bytes, without the terminating NUL */
+
+/* Find the root named tag, or create it as a zeroed block of size bytes. NULL on error (errno:
+ * EINVAL bad tag, EEXIST the root exists with a smaller size, ENOMEM, ENODEV no default heap). */
+void *persist_root(const char *tag, size_t size);
+/* The block the root points at (NULL + errno ENOENT if there is no such root); *size gets the
+ * size recorded for it when size is not NULL. */
+void *persist_root_get(const char *tag, size_t *size);
+/* Point the root at ptr (a block of this heap, or NULL to remove the root). Crash-atomic. */
+int persist_root_set(const char *tag, void *ptr);
+/* Remove the root. The block it pointed at is not freed. */
+int persist_root_remove(const char *tag);
+/* Make everything written so far durable against power loss (msync + fsync). */
+int persist_sync(void);
+
+/* ---- heap handles ------------------------------------------------------------------------- */
+typedef struct persist_heap persist_heap_t;
+
+enum {
+  PERSIST_OPEN_CREATE = 1u << 0,   /* create the file (or format the region) if it is new      */
+  PERSIST_OPEN_READONLY = 1u << 1, /* reserved for archeology (not yet supported by open)      */
+  PERSIST_OPEN_NOLOCK = 1u << 2,   /* do not take the file lock (caller guarantees exclusion)  */
+  PERSIST_OPEN_VOLATILE = 1u << 3  /* anonymous memory: a heap that is not persisted at all    */
+};
+
+typedef struct persist_options {
+  uintptr_t addr;    /* base address for a new heap (0: the default, PERSIST_DEFAULT_ADDR)  */
+  uint64_t max_size; /* address range reserved, the most the heap may grow to (0: default)  */
+  unsigned flags;    /* PERSIST_OPEN_*                                                      */
+} persist_options_t;
+
+#define PERSIST_DEFAULT_ADDR ((uintptr_t)0x200000000000ull) /* 32 TiB */
+#define PERSIST_DEFAULT_MAX ((uint64_t)64 << 30)            /* 64 GiB reserved per heap */
+
+/* Open (or create, with PERSIST_OPEN_CREATE) the heap file at path. opts may be NULL. */
+int persist_open(const char *path, const persist_options_t *opts, persist_heap_t **out);
+/* A heap over caller-provided memory [mem, mem+size): formatted if it holds no heap yet (and
+ * PERSIST_OPEN_CREATE is given), attached to otherwise. The region never grows. */
+int persist_open_region(void *mem, size_t size, unsigned flags, persist_heap_t **out);
+/* Flush thread caches, mark the heap clean and unmap it. The handle is gone afterwards. */
+int persist_close(persist_heap_t *heap);
+
+void *persist_alloc(persist_heap_t *heap, size_t size);
+void *persist_calloc(persist_heap_t *heap, size_t n, size_t size);
+void *persist_alloc_aligned(persist_heap_t *heap, size_t alignment, size_t size);
+void *persist_realloc(persist_heap_t *heap, void *ptr, size_t size);
+void persist_free(persist_heap_t *heap, void *ptr);
+size_t persist_usable_size(persist_heap_t *heap, const void *ptr);
+/* Does ptr lie inside this heap's address range? (No check that it is a live block.) */
+int persist_contains(const persist_heap_t *heap, const void *ptr);
+
+void *persist_heap_root(persist_heap_t *heap, const char *tag, size_t size);
+void *persist_heap_root_get(persist_heap_t *heap, const char *tag, size_t *size);
+int persist_heap_root_set(persist_heap_t *heap, const char *tag, void *ptr);
+int persist_heap_root_remove(persist_heap_t *heap, const char *tag);
+/* Call fn for every root (published order); stops early when fn returns non-zero. */
+int persist_heap_root_each(persist_heap_t *heap,
+                           int (*fn)(const char *tag, void *ptr, size_t size, void *arg),
+                           void *arg);
+int persist_heap_sync(persist_heap_t *heap);
+
+typedef struct persist_stats {
+  uint64_t base;           /* address the heap is mapped at                            */
+  uint64_t mapped_bytes;   /* extent of the heap (file size)                            */
+  uint64_t reserved_bytes; /* address range reserved for growth                         */
+  uint64_t live_blocks;    /* blocks allocated                                          */
+  uint64_t live_bytes;     /* usable bytes of the allocated blocks                      */
+  uint64_t free_bytes;     /* bytes in free blocks and free pages inside the extent     */
+  uint64_t segments;       /* segments in the extent                                   */
+  uint64_t roots;          /* published roots                                          */
+  int clean_at_open;       /* the heap was closed cleanly before this open              */
+  int persistent;          /* 0 for a volatile (anonymous) heap                         */
+} persist_stats_t;
+int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st);
+
+/* Full consistency check of the authoritative state. Returns 0 when consistent, PERSIST_E_CORRUPT
+ * otherwise; the first problem's description goes to msg (may be NULL). Must not run while other
+ * threads allocate from the heap. */
+int persist_heap_check(persist_heap_t *heap, char *msg, size_t msglen);
+
+/* The default heap, or NULL when the shim is not loaded / persistence is off. */
+persist_heap_t *persist_default_heap(void);
+
+/* ---- position-independent links (offsets from the heap base) ------------------------------ */
+typedef uint64_t persist_offset_t; /* 0 means "no block" (offset 0 is the superblock) */
+void *persist_heap_base(const persist_heap_t *heap);
+#define PERSIST_OFFSET(heap, p) \
+  ((persist_offset_t)((p) ? (uintptr_t)(p) - (uintptr_t)persist_heap_base(heap) : 0))
+#define PERSIST_PTR(heap, off) \
+  ((void *)((off) ? (uintptr_t)persist_heap_base(heap) + (uintptr_t)(off) : 0))
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PERSIST_H */

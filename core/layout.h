@@ -1,0 +1,153 @@
+// layout.h — the on-disk format of a heap file. Everything here is AUTHORITATIVE (persistent) state.
+//
+// A heap is a sequence of 4 MiB segments, addressed by offsets from the heap base (never pointers).
+//
+//   segment i at offset i * kSegmentSize:
+//     page 0          superblock (segment 0 only; reserved and never backed in other segments)
+//     page 1          SegmentHeader, followed by the page descriptors desc[1024]
+//     pages 4..11     allocation bitmaps: 256 bits per page (one bit per 16-byte slot)
+//     pages 12..1023  data pages: runs of small blocks, large blocks, free pages
+//   a huge block takes whole segments: its first segment's header says kSegHuge and how many
+//   segments it spans; the block starts at page kHugeFirstPage and runs to the end of the last one.
+//
+// Commit points (what `kill -9` at any instruction may leave, and why it is still consistent):
+//   - a span (run or large block) is created by writing its *_CONT descriptors and zeroing its
+//     bitmap first, and publishing its HEAD descriptor last (one 8-byte store);
+//   - a small block is allocated when its bitmap bit is set (before the pointer is returned) and
+//     free when the bit is cleared (inside free()); a run's span is freed only when its bitmap is
+//     empty, by storing kPageFree into its HEAD descriptor;
+//   - a segment header is written completely before its kind is stored; growth records the new
+//     extent in the superblock after the segment header is in place;
+//   - the superblock is never updated in place: the new version goes to the other of two slots,
+//     with a higher sequence number and its own checksum (a torn write leaves the old slot valid).
+// Whatever is not reachable from these (free lists, thread caches, per-run counters, free-span
+// indexes) is volatile and lives in process memory (see heap.h); it is rebuilt from this state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace persist {
+
+// ---- geometry ------------------------------------------------------------------------------
+constexpr unsigned kPageShift = 12;
+constexpr size_t kPageSize = size_t{1} << kPageShift;
+constexpr unsigned kSegmentShift = 22;
+constexpr size_t kSegmentSize = size_t{1} << kSegmentShift;
+constexpr uint32_t kSegmentPages = kSegmentSize / kPageSize;  // 1024
+constexpr size_t kSlotSize = 16;                              // bitmap granularity
+constexpr uint32_t kBitsPerPage = kPageSize / kSlotSize;      // 256
+constexpr uint32_t kWordsPerPage = kBitsPerPage / 64;         // 4
+
+constexpr size_t kHeaderOffset = kPageSize;      // SegmentHeader within a segment
+constexpr size_t kBitmapOffset = 4 * kPageSize;  // bitmap words within a segment
+constexpr uint32_t kFirstDataPage = 12;          // first page a span may occupy
+constexpr uint32_t kHugeFirstPage = 2;           // where a huge block starts in its segment
+constexpr uint32_t kSuperPages = 1;              // pages of the superblock in segment 0
+
+// ---- page descriptors -----------------------------------------------------------------------
+enum PageKind : uint8_t {
+  kPageFree = 0,       // not part of any live span (also: stale *_CONT of a freed span)
+  kPageRunHead = 1,    // first page of a run of small blocks; cls, pages valid
+  kPageRunCont = 2,    // later page of a run; back = distance to the head
+  kPageLargeHead = 3,  // first page of a large block; pages valid
+  kPageLargeCont = 4,  // later page of a large block; back = distance to the head
+  kPageMeta = 5,       // segment header / bitmap / superblock pages
+};
+
+struct PageDesc {
+  uint8_t kind;    // PageKind
+  uint8_t cls;     // size class (runs only)
+  uint16_t back;   // *_CONT: pages back to the head
+  uint32_t pages;  // *_HEAD: length of the span in pages
+};
+static_assert(sizeof(PageDesc) == 8, "a descriptor is published with one 8-byte store");
+
+// ---- segment header ---------------------------------------------------------------------------
+constexpr uint32_t kSegmentMagic = 0x50534547;  // "GESP"
+enum SegmentKind : uint32_t {
+  kSegNormal = 1,  // pages described by desc[]
+  kSegHuge = 2,    // one huge block over `segments` segments
+  kSegFree = 3,    // `segments` free segments (a freed huge block); only this header is valid
+};
+
+struct SegmentHeader {
+  uint32_t magic;     // kSegmentMagic
+  uint32_t kind;      // SegmentKind; stored last when a header is written
+  uint32_t segments;  // segments covered by this header (1 for normal)
+  uint32_t pages;     // kSegNormal: pages of this segment inside the extent (<= 1024)
+  uint64_t huge_bytes;  // kSegHuge: the block's usable size in bytes
+  uint64_t reserved[5];
+  PageDesc desc[kSegmentPages];
+};
+static_assert(sizeof(SegmentHeader) == 64 + 8 * kSegmentPages);
+static_assert(kHeaderOffset + sizeof(SegmentHeader) <= kBitmapOffset);
+static_assert(kBitmapOffset + kSegmentPages * kWordsPerPage * 8 == kFirstDataPage * kPageSize);
+static_assert(kHugeFirstPage * kPageSize >= kHeaderOffset + 64, "huge block after the header");
+
+// ---- superblock -------------------------------------------------------------------------------
+constexpr uint64_t kMagic = 0x0154534953524550ull;  // bytes "PERSIST\x01" at file offset 0
+constexpr uint16_t kFormatMajor = 1;
+constexpr uint16_t kFormatMinor = 0;
+
+enum HeapState : uint32_t { kStateClean = 1, kStateDirty = 2 };
+
+// One copy of the superblock. Two copies live in page 0 (slots at 0 and kSuperSlotSize); the valid
+// one with the higher `seq` is current. `checksum` is CRC-32C of the slot with checksum = 0.
+struct Superblock {
+  uint64_t magic;          // kMagic
+  uint16_t major;          // kFormatMajor: a newer major is refused
+  uint16_t minor;          // kFormatMinor: newer minors are readable
+  uint32_t slot_size;      // sizeof(Superblock)
+  uint8_t uuid[16];        // identity of this heap, fixed at creation
+  uint64_t seq;            // bumped on every update; the higher valid slot wins
+  uint64_t base;           // address the heap was last mapped at
+  uint64_t reserve;        // address range reserved at open (growth limit)
+  uint64_t size;           // extent in bytes: segments [0, size / kSegmentSize) are initialised
+  uint32_t state;          // HeapState
+  uint32_t flags;          // kSuperFlag*
+  uint64_t root_table;     // offset of the first RootTable block, 0 if none yet
+  uint64_t created_ns;     // creation time (CLOCK_REALTIME)
+  uint64_t opens;          // number of opens, for diagnostics
+  uint64_t reserved[19];
+  uint32_t reserved32;
+  uint32_t checksum;       // CRC-32C of this slot with this field zero
+};
+static_assert(sizeof(Superblock) == 256);
+static_assert(offsetof(Superblock, magic) == 0);
+static_assert(offsetof(Superblock, uuid) == 16);
+static_assert(offsetof(Superblock, base) == 40);
+static_assert(offsetof(Superblock, checksum) == 252);
+constexpr size_t kSuperSlotSize = 2048;
+constexpr uint32_t kSuperFlagRegion = 1;  // heap over a caller-provided region (no file)
+constexpr uint32_t kSuperFlagsKnown = kSuperFlagRegion;
+
+// ---- root table -------------------------------------------------------------------------------
+// Root tables are ordinary large blocks of kRootTableBytes, chained by offset. An entry is filled
+// completely while its state is kRootEmpty and published with one release store of kRootLive.
+constexpr uint32_t kRootTableMagic = 0x544f4f52;  // "ROOT"
+constexpr size_t kRootTagBytes = 88;              // NUL-terminated, so tags up to 87 bytes
+enum RootState : uint32_t { kRootEmpty = 0, kRootLive = 1 };
+
+struct RootEntry {
+  uint32_t state;     // RootState, written last (release)
+  uint32_t tag_len;
+  uint64_t offset;    // offset of the block (0: none)
+  uint64_t size;      // size requested at creation, or usable size of a block set later
+  uint64_t type;      // type identity for typed roots (0: untyped)
+  uint64_t tag_hash;  // FNV-1a of the tag, for quick comparison
+  char tag[kRootTagBytes];
+};
+static_assert(sizeof(RootEntry) == 128);
+
+constexpr size_t kRootTableBytes = 4 * kPageSize;
+struct RootTableHeader {
+  uint32_t magic;     // kRootTableMagic
+  uint32_t capacity;  // entries in this table
+  uint64_t next;      // offset of the next table, 0 at the end (published last)
+  uint64_t reserved[14];
+};
+static_assert(sizeof(RootTableHeader) == sizeof(RootEntry));
+constexpr uint32_t kRootsPerTable = (kRootTableBytes - sizeof(RootTableHeader)) / sizeof(RootEntry);
+
+}  // namespace persist

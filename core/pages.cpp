@@ -1,0 +1,481 @@
+// pages.cpp — spans of pages: free-span bins with coalescing, runs' and large blocks' spans, huge
+// blocks (whole segments), free segment ranges, and giving disk space back (punch hole).
+//
+// VOLATILE: the bins, the free segment list and the shadow map. AUTHORITATIVE writes done here:
+// page descriptors (CONT first, HEAD last; HEAD := FREE to free) and huge/free segment headers.
+// Shadow invariant: every page of a live span points at its Span; a free span's first and last
+// pages point at it; a free segment range's first and last segments' page 0 point at it.
+#include <cerrno>
+#include <cstring>
+
+#include "../core/include/persist.h"
+#include "heap.h"
+#include "platform.h"
+
+namespace persist {
+namespace {
+
+constexpr uint32_t kPunchPages = 64;  // free spans this large give their disk space back at once
+
+unsigned bin_of(uint32_t n) {
+  if (n <= 32) return n - 1;
+  unsigned lg = 31 - static_cast<unsigned>(__builtin_clz(n - 1));
+  unsigned b = 32 + 4 * (lg - 5) + (((n - 1) >> (lg - 2)) & 3);
+  return b < kSpanBins ? b : kSpanBins - 1;
+}
+
+uint64_t seg_first_data(uint64_t page) { return (page / kSegmentPages) * kSegmentPages + kFirstDataPage; }
+uint64_t seg_end(Heap *h, uint64_t page) {
+  uint64_t seg = page / kSegmentPages;
+  return seg * kSegmentPages + h->image().segment_pages(seg);
+}
+
+void store_desc(Heap *h, uint64_t page, PageDesc d) {
+  SegmentHeader *sh = h->seg_header(page / kSegmentPages);
+  uint64_t v;
+  memcpy(&v, &d, sizeof v);
+  __atomic_store_n(reinterpret_cast<uint64_t *>(&sh->desc[page % kSegmentPages]), v, __ATOMIC_RELEASE);
+}
+
+int back_pages(Heap *h, uint64_t page, uint32_t pages) {
+  if (h->fd < 0) return 0;
+  return os::allocate(h->fd, page * kPageSize, uint64_t{pages} * kPageSize);
+}
+
+void punch_pages(Heap *h, uint64_t page, uint64_t pages) {
+  if (h->fd >= 0) {
+    if (os::punch_hole(h->fd, page * kPageSize, pages * kPageSize) == 0) return;
+  } else if (!h->region) {
+    os::discard_anon(h->at(page * kPageSize), pages * kPageSize);
+  }
+}
+
+void bin_push(Heap *h, Span *s) {
+  unsigned b = bin_of(s->pages);
+  h->bins[b].push(s);
+  h->bin_mask |= uint64_t{1} << b;
+}
+
+void bin_remove(Heap *h, Span *s) {
+  unsigned b = bin_of(s->pages);
+  h->bins[b].remove(s);
+  if (h->bins[b].empty()) h->bin_mask &= ~(uint64_t{1} << b);
+}
+
+// Take a free span of at least n pages out of the bins (page_lock held).
+Span *take_free(Heap *h, uint32_t n) {
+  uint64_t mask = h->bin_mask & (~uint64_t{0} << bin_of(n));
+  while (mask) {
+    unsigned b = static_cast<unsigned>(__builtin_ctzll(mask));
+    mask &= mask - 1;
+    for (Span *s = h->bins[b].head; s; s = s->next)
+      if (s->pages >= n) {
+        bin_remove(h, s);
+        return s;
+      }
+  }
+  return nullptr;
+}
+
+// Split the first n pages off free span s (removed from the bins); the rest goes back.
+void split_front(Heap *h, Span *s, uint32_t n) {
+  if (s->pages == n) return;
+  Span *rest = meta_span_new();
+  if (!rest) return;  // no metadata memory: keep the whole span (the tail stays with it)
+  rest->kind = kSpanFree;
+  rest->page = s->page + n;
+  rest->pages = s->pages - n;
+  rest->zeroed = s->zeroed;
+  rest->backed = s->backed;
+  s->pages = n;
+  h->shadow[rest->page] = rest;
+  h->shadow[rest->page + rest->pages - 1] = rest;
+  bin_push(h, rest);
+}
+
+// Publish span s ([page, page+pages)) as a live span of the given head kind (page_lock held).
+void publish_span(Heap *h, Span *s, uint8_t head, uint8_t cont, uint8_t cls) {
+  for (uint32_t q = 1; q < s->pages; ++q)
+    store_desc(h, s->page + q, PageDesc{cont, cls, static_cast<uint16_t>(q), 0});
+  if (head == kPageRunHead) memset(h->bitmap_of(s->page), 0, uint64_t{s->pages} * kWordsPerPage * 8);
+  std::atomic_thread_fence(std::memory_order_release);
+  store_desc(h, s->page, PageDesc{head, cls, 0, s->pages});  // the commit point
+  shadow_set(h, s->page, s->pages, s);
+}
+
+// Get a free span of n pages (aligned to align_pages, a power of two counted in pages from the
+// address 0) backed by disk. Discovers and grows as needed. Returns nullptr with *err set.
+Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
+  uint32_t extra = align > kPageSize ? static_cast<uint32_t>(align / kPageSize) - 1 : 0;
+  if (uint64_t{n} + extra > kSegmentPages - kFirstDataPage) {
+    *err = -ENOMEM;
+    return nullptr;
+  }
+  for (;;) {
+    {
+      Guard g(h->page_lock);
+      Span *s = take_free(h, n + extra);
+      if (s) {
+        // Taken: no longer a free span, so frees of its neighbours cannot coalesce with it while
+        // the caller turns it into a run or a large block outside the lock.
+        s->kind = kSpanNone;
+        if (extra) {  // split off the pages before the aligned start
+          uintptr_t addr = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));
+          uint32_t lead = static_cast<uint32_t>(((align - addr % align) % align) / kPageSize);
+          if (lead) {
+            uint64_t page = s->page;
+            bool z = s->zeroed, b = s->backed;
+            s->page += lead;
+            s->pages -= lead;
+            pages_insert_free(h, page, lead, z, b);
+          }
+        }
+        split_front(h, s, n);
+        if (!s->backed) {
+          int rc = back_pages(h, s->page, s->pages);
+          if (rc) {
+            pages_insert_free(h, s->page, s->pages, s->zeroed, false);
+            meta_span_free(s);
+            *err = rc == -ENOSPC ? -ENOMEM : rc;
+            return nullptr;
+          }
+          s->backed = 1;
+        }
+        if (h->retained_pages >= s->pages) h->retained_pages -= s->pages;
+        return s;
+      }
+      if (h->discovered >= h->image().segment_count()) {
+        uint64_t seg;
+        int rc = segment_add_normal(h, &seg);
+        if (rc) {
+          *err = rc == -ENOSPC ? -ENOMEM : rc;
+          return nullptr;
+        }
+        continue;
+      }
+    }
+    heap_discover_one(h);
+  }
+}
+
+}  // namespace
+
+void SpanList::push(Span *s) {
+  s->prev = nullptr;
+  s->next = head;
+  if (head) head->prev = s;
+  else tail = s;
+  head = s;
+  s->in_list = 1;
+  ++count;
+}
+
+void SpanList::push_back(Span *s) {
+  s->next = nullptr;
+  s->prev = tail;
+  if (tail) tail->next = s;
+  else head = s;
+  tail = s;
+  s->in_list = 1;
+  ++count;
+}
+
+void SpanList::remove(Span *s) {
+  if (s->prev) s->prev->next = s->next;
+  else head = s->next;
+  if (s->next) s->next->prev = s->prev;
+  else tail = s->prev;
+  s->next = s->prev = nullptr;
+  s->in_list = 0;
+  --count;
+}
+
+Span *SpanList::pop() {
+  Span *s = head;
+  if (s) remove(s);
+  return s;
+}
+
+void shadow_set(Heap *h, uint64_t page, uint32_t pages, Span *s) {
+  Span **sh = h->shadow + page;
+  for (uint32_t i = 0; i < pages; ++i) sh[i] = s;
+}
+
+void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool backed) {
+  if (pages == 0) return;
+  Span *s = meta_span_new();
+  if (!s) return;  // leaks the pages for this process's lifetime (metadata memory exhausted)
+  s->kind = kSpanFree;
+  s->page = page;
+  s->pages = pages;
+  s->zeroed = zeroed;
+  s->backed = backed;
+  if (backed) h->retained_pages += pages;
+  uint64_t end = page + pages;
+  if (end < seg_end(h, page)) {
+    Span *n = h->shadow[end];
+    if (n && n->kind == kSpanFree && n->page == end) {
+      bin_remove(h, n);
+      s->pages += n->pages;
+      s->zeroed &= n->zeroed;
+      s->backed &= n->backed;
+      meta_span_free(n);
+    }
+  }
+  if (page > seg_first_data(page)) {
+    Span *p = h->shadow[page - 1];
+    if (p && p->kind == kSpanFree && p->page + p->pages == page) {
+      bin_remove(h, p);
+      p->pages += s->pages;
+      p->zeroed &= s->zeroed;
+      p->backed &= s->backed;
+      meta_span_free(s);
+      s = p;
+    }
+  }
+  h->shadow[s->page] = s;
+  h->shadow[s->page + s->pages - 1] = s;
+  bin_push(h, s);
+}
+
+Span *pages_alloc_run(Heap *h, unsigned cls, int *err) {
+  const ClassInfo &ci = kClasses.info[cls];
+  Span *s = get_span(h, ci.pages, 0, err);
+  if (!s) return nullptr;
+  s->kind = kSpanRun;
+  s->start = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));
+  run_init_volatile(h, s, cls, true);
+  Guard g(h->page_lock);
+  publish_span(h, s, kPageRunHead, kPageRunCont, static_cast<uint8_t>(cls));
+  return s;
+}
+
+Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err) {
+  uint32_t n = static_cast<uint32_t>(pages_for(bytes));
+  Span *s = get_span(h, n, align, err);
+  if (!s) return nullptr;
+  s->kind = kSpanLarge;
+  s->start = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));
+  *zeroed = s->zeroed;
+  s->zeroed = 0;
+  Guard g(h->page_lock);
+  publish_span(h, s, kPageLargeHead, kPageLargeCont, 0);
+  return s;
+}
+
+void pages_free_span(Heap *h, Span *s) {
+  Guard g(h->page_lock);
+  store_desc(h, s->page, PageDesc{kPageFree, 0, 0, s->pages});  // the commit point
+  uint64_t page = s->page;
+  uint32_t pages = s->pages;
+  bool zeroed = false, backed = true;
+  if (pages >= kPunchPages && (h->fd >= 0 || !h->region)) {
+    punch_pages(h, page, pages);
+    zeroed = true, backed = h->fd < 0;
+  }
+  meta_span_free(s);
+  pages_insert_free(h, page, pages, zeroed, backed);
+}
+
+bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
+  uint32_t n = static_cast<uint32_t>(pages_for(bytes));
+  Guard g(h->page_lock);
+  if (n == s->pages) return true;
+  if (n < s->pages) {  // shrink: the tail becomes free; the HEAD is rewritten first
+    uint32_t old = s->pages;
+    store_desc(h, s->page, PageDesc{kPageLargeHead, 0, 0, n});
+    s->pages = n;
+    pages_insert_free(h, s->page + n, old - n, false, true);
+    return true;
+  }
+  uint64_t end = s->page + s->pages;
+  if (end >= seg_end(h, s->page)) return false;
+  Span *next = h->shadow[end];
+  if (!next || next->kind != kSpanFree || next->page != end || s->pages + next->pages < n)
+    return false;
+  bin_remove(h, next);
+  uint32_t grow = n - s->pages;
+  if (next->pages > grow) {  // keep the rest of the free span
+    Span *rest = meta_span_new();
+    if (!rest) {
+      bin_push(h, next);
+      return false;
+    }
+    rest->kind = kSpanFree;
+    rest->page = next->page + grow;
+    rest->pages = next->pages - grow;
+    rest->zeroed = next->zeroed;
+    rest->backed = next->backed;
+    h->shadow[rest->page] = rest;
+    h->shadow[rest->page + rest->pages - 1] = rest;
+    bin_push(h, rest);
+  }
+  if (!next->backed && back_pages(h, end, grow) != 0) {
+    pages_insert_free(h, end, grow, next->zeroed, false);
+    meta_span_free(next);
+    return false;
+  }
+  if (h->retained_pages >= grow) h->retained_pages -= grow;
+  meta_span_free(next);
+  for (uint32_t q = s->pages; q < n; ++q)
+    store_desc(h, s->page + q, PageDesc{kPageLargeCont, 0, static_cast<uint16_t>(q), 0});
+  std::atomic_thread_fence(std::memory_order_release);
+  store_desc(h, s->page, PageDesc{kPageLargeHead, 0, 0, n});  // the commit point
+  shadow_set(h, end, grow, s);
+  s->pages = n;
+  return true;
+}
+
+void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed) {
+  // Callers pass the head of a range whose header already says kSegFree (a freed huge block, a
+  // range taken and given back, a discovered range); only its length may need updating.
+  SegmentHeader *sh = h->seg_header(seg);
+  if (sh->segments != count) __atomic_store_n(&sh->segments, count, __ATOMIC_RELEASE);
+  Span *s = meta_span_new();
+  if (!s) return;
+  s->kind = kSpanFree;
+  s->page = seg * kSegmentPages;
+  s->segments = count;
+  s->zeroed = zeroed;
+  for (uint32_t i = 0; i < count; ++i) h->segs[seg + i] = SegInfo{1, i ? uint8_t{0} : uint8_t{kSegFree}};
+  uint64_t end = seg + count;
+  if (end < h->image().segment_count()) {
+    Span *n = h->shadow[end * kSegmentPages];
+    if (n && n->kind == kSpanFree && n->page == end * kSegmentPages && n->segments) {
+      h->free_segs.remove(n);
+      s->segments += n->segments;
+      s->zeroed &= n->zeroed;
+      h->shadow[end * kSegmentPages] = nullptr;
+      meta_span_free(n);
+      __atomic_store_n(&sh->segments, s->segments, __ATOMIC_RELEASE);
+    }
+  }
+  if (seg > 0) {
+    Span *p = h->shadow[(seg - 1) * kSegmentPages];
+    if (p && p->kind == kSpanFree && p->segments &&
+        p->page / kSegmentPages + p->segments == seg) {
+      h->free_segs.remove(p);
+      p->segments += s->segments;
+      p->zeroed &= s->zeroed;
+      __atomic_store_n(&h->seg_header(p->page / kSegmentPages)->segments, p->segments, __ATOMIC_RELEASE);
+      h->shadow[seg * kSegmentPages] = nullptr;
+      meta_span_free(s);
+      s = p;
+    }
+  }
+  uint64_t first = s->page / kSegmentPages;
+  h->shadow[s->page] = s;
+  h->shadow[(first + s->segments - 1) * kSegmentPages] = s;
+  h->free_segs.push(s);
+}
+
+int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed) {
+  for (Span *s = h->free_segs.head; s; s = s->next) {
+    if (s->segments < count) continue;
+    uint64_t first = s->page / kSegmentPages;
+    h->free_segs.remove(s);
+    if (zeroed) *zeroed = s->zeroed;
+    if (s->segments > count) {  // the rest stays free, with a header of its own (written first)
+      uint64_t rest = first + count;
+      SegmentHeader *rh = h->seg_header(rest);
+      __atomic_store_n(&rh->kind, 0u, __ATOMIC_RELAXED);
+      rh->magic = kSegmentMagic;
+      rh->segments = s->segments - count;
+      rh->pages = 0;
+      rh->huge_bytes = 0;
+      __atomic_store_n(&rh->kind, kSegFree, __ATOMIC_RELEASE);
+      s->segments -= count;
+      s->page = rest * kSegmentPages;
+      h->shadow[s->page] = s;
+      h->free_segs.push(s);
+    } else {
+      h->shadow[(first + s->segments - 1) * kSegmentPages] = nullptr;
+      meta_span_free(s);
+    }
+    h->shadow[first * kSegmentPages] = nullptr;
+    *seg = first;
+    return 0;
+  }
+  return -ENOMEM;
+}
+
+Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err) {
+  uint64_t block = pages_for(bytes) * kPageSize;
+  uint64_t segs = (block + kHugeFirstPage * kPageSize + kSegmentSize - 1) / kSegmentSize;
+  if (segs > h->reserve / kSegmentSize) {
+    *err = -ENOMEM;
+    return nullptr;
+  }
+  // Reuse freed segments of earlier runs: discover everything before growing.
+  for (;;) {
+    {
+      Guard g(h->page_lock);
+      if (h->discovered >= h->image().segment_count()) break;
+    }
+    heap_discover_one(h);
+  }
+  Span *s = meta_span_new();
+  if (!s) {
+    *err = -ENOMEM;
+    return nullptr;
+  }
+  Guard g(h->page_lock);
+  uint64_t seg = 0;
+  int rc = segment_add_huge(h, static_cast<uint32_t>(segs), block, &seg, zeroed);
+  if (rc) {
+    meta_span_free(s);
+    *err = rc == -ENOSPC ? -ENOMEM : rc;
+    return nullptr;
+  }
+  s->kind = kSpanHuge;
+  s->page = seg * kSegmentPages + kHugeFirstPage;
+  s->pages = static_cast<uint32_t>(block / kPageSize);
+  s->segments = static_cast<uint32_t>(segs);
+  s->start = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));
+  s->backed = 1;
+  shadow_set(h, s->page, s->pages, s);
+  return s;
+}
+
+void pages_free_huge(Heap *h, Span *s) {
+  Guard g(h->page_lock);
+  uint64_t seg = s->page / kSegmentPages;
+  SegmentHeader *sh = h->seg_header(seg);
+  __atomic_store_n(&sh->kind, kSegFree, __ATOMIC_RELEASE);  // the commit point
+  bool zeroed = false;
+  if (h->fd >= 0 || !h->region) {
+    punch_pages(h, s->page, s->pages);
+    zeroed = true;
+  }
+  memset(h->shadow + s->page, 0, uint64_t{s->pages} * sizeof(Span *));
+  uint32_t count = s->segments;
+  meta_span_free(s);
+  pages_insert_free_segments(h, seg, count, zeroed);
+}
+
+void pages_trim(Heap *h) {
+  Guard g(h->page_lock);
+  for (auto &bin : h->bins)
+    for (Span *s = bin.head; s; s = s->next)
+      if (s->backed && !h->region) {
+        punch_pages(h, s->page, s->pages);
+        s->backed = h->fd < 0;
+        s->zeroed = 1;
+      }
+  h->retained_pages = 0;
+}
+
+Span *span_lookup(Heap *h, const void *p) {
+  if (!h->contains(p)) return nullptr;
+  uint64_t seg = h->off(p) / kSegmentSize;
+  for (;;) {
+    {
+      Guard g(h->page_lock);
+      if (h->discovered > seg || h->discovered >= h->image().segment_count()) break;
+    }
+    if (heap_discover_one(h) <= 0) break;
+  }
+  return h->span_of(p);
+}
+
+}  // namespace persist

@@ -1,0 +1,73 @@
+// platform.h — the primitive OS interface of the core. The only place that includes <sys/mman.h>,
+// <fcntl.h> and friends is platform.cpp; every other file talks in heap terms.
+//
+// Contract: every function returning int returns 0 on success or a negative errno value; none of
+// them allocates with malloc, none of them changes errno as seen by the caller (errno is saved and
+// restored), and all are safe to call before the C runtime's constructors have run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace persist::os {
+
+// Reserve [addr, addr+size) with no access and no commit charge. addr != 0: exactly there
+// (MAP_FIXED_NOREPLACE; -EEXIST when anything is mapped in the range); addr == 0: anywhere.
+int reserve(uintptr_t addr, size_t size, void **out);
+// Map fd over [addr, addr+size) MAP_SHARED, replacing our own reservation. Pages past the end of
+// the file are not touched by the heap (it extends the file first).
+int map_file(void *addr, size_t size, int fd, bool writable);
+// Map fd read-only and shared anywhere (tools reading untrusted files).
+int map_file_readonly(int fd, size_t size, const void **out);
+// Anonymous read-write memory (volatile metadata), lazily committed, zero-filled.
+int map_anon(size_t size, void **out);
+// The same at addr exactly (MAP_FIXED_NOREPLACE), or anywhere when addr is 0.
+int map_anon_at(uintptr_t addr, size_t size, void **out);
+int unmap(const void *addr, size_t size);
+// Return anonymous pages to the OS; they read as zero afterwards.
+void discard_anon(void *addr, size_t size);
+
+// Files. open_file: O_RDWR|O_CLOEXEC|O_NOFOLLOW, created 0600 with create (created says whether
+// it was). The fd is the caller's.
+int open_file(const char *path, bool create, bool writable, int *fd, bool *created);
+int close_file(int fd);
+int file_size(int fd, uint64_t *size);
+int truncate_file(int fd, uint64_t size);
+// Reserve disk blocks for [off, off+len) so later stores through the mapping cannot SIGBUS:
+// -ENOSPC when the file system is full.
+int allocate(int fd, uint64_t off, uint64_t len);
+// Give the disk blocks of [off, off+len) back; the range reads as zero afterwards.
+int punch_hole(int fd, uint64_t off, uint64_t len);
+// Exclusive, non-blocking lock on the open file description (flock): -EWOULDBLOCK when held.
+int lock_file(int fd);
+int file_owner_is_us(int fd);  // 1 when the file's owner is our effective uid, 0 if not, <0 error
+
+// Durability: msync(MS_SYNC) of a mapped range, then fsync of the file.
+int sync_range(void *addr, size_t size);
+int sync_file(int fd);
+
+// Misc.
+uint64_t now_ns();         // CLOCK_REALTIME
+uint64_t monotonic_ns();   // CLOCK_MONOTONIC
+void random_bytes(void *buf, size_t len);
+int getpid_cached();
+void write_stderr(const char *msg, size_t len);
+void write_stderr(const char *msg);
+// The environment variable `name`, read from environ without allocating; nullptr in secure mode
+// (setuid/setgid: AT_SECURE) or when unset.
+const char *getenv_raw(const char *name);
+bool secure_mode();
+// Fault in nothing: advise the kernel that [addr, addr+size) of the heap mapping is free.
+void advise_free(void *addr, size_t size);
+
+}  // namespace persist::os
+
+// ---- lock probe (tools) ------------------------------------------------------------------------
+namespace persist::os {
+// Does another open file description hold an exclusive flock on the file open at fd? Probes with
+// a separate open of the same file (so a lock held through fd itself is neither converted nor
+// released) and flock(LOCK_SH|LOCK_NB), released at once. Returns 1 when held, 0 when not, or a
+// negative errno. The probe holds a shared lock for a moment: an owner whose LOCK_EX|LOCK_NB
+// lands in exactly that window sees the file busy.
+int probe_lock(int fd);
+}  // namespace persist::os

@@ -1,0 +1,211 @@
+// segment.cpp — the heap's extent: formatting segments, growing the file, and discovering the
+// segments of an opened heap. Writes AUTHORITATIVE state (segment headers, the superblock's size)
+// in commit order: a header is complete before its kind is stored; the superblock records a new
+// extent only after the new segments' headers are in place.
+#include <cerrno>
+#include <cstring>
+
+#include "../core/include/persist.h"
+#include "heap.h"
+#include "platform.h"
+
+namespace persist {
+namespace {
+
+// Reserve disk space for [off, off+len) of the heap (no-op for memory heaps).
+int back(Heap *h, uint64_t off, uint64_t len) {
+  if (h->fd < 0 || len == 0) return 0;
+  return os::allocate(h->fd, off, len);
+}
+
+// Format segment `seg` as a normal segment of `pages` pages. The pages may hold old data.
+int format_normal(Heap *h, uint64_t seg, uint32_t pages) {
+  uint64_t off = seg * kSegmentSize;
+  // Header, descriptors and bitmaps: pages 1 .. kFirstDataPage-1 (page 0 of segment 0 is the
+  // superblock and is backed when the heap is created).
+  int rc = back(h, off + kHeaderOffset, kFirstDataPage * kPageSize - kHeaderOffset);
+  if (rc) return rc;
+  SegmentHeader *sh = h->seg_header(seg);
+  // The header may be the head of a free segment range (its rest already has a header of its
+  // own): shrink it to one free segment first, so it stays valid until its kind is stored.
+  // A header past the recorded extent is invisible until the superblock records the growth.
+  if (sh->magic == kSegmentMagic && sh->kind == kSegFree)
+    __atomic_store_n(&sh->segments, 1u, __ATOMIC_RELEASE);
+  memset(sh->desc, 0, sizeof sh->desc);
+  memset(h->at(off + kBitmapOffset), 0, (kFirstDataPage * kPageSize) - kBitmapOffset);
+  for (uint32_t p = 0; p < kFirstDataPage; ++p) sh->desc[p] = PageDesc{kPageMeta, 0, 0, 0};
+  sh->magic = kSegmentMagic;
+  sh->segments = 1;
+  sh->pages = pages;
+  sh->huge_bytes = 0;
+  std::atomic_thread_fence(std::memory_order_release);
+  __atomic_store_n(&sh->kind, kSegNormal, __ATOMIC_RELEASE);
+  return 0;
+}
+
+void set_size(Superblock &sb, uint64_t size) { sb.size = size; }
+
+class DiscoverVisitor : public WalkVisitor {
+ public:
+  explicit DiscoverVisitor(Heap *h) : h_(h) {}
+  Span *runs = nullptr;  // discovered runs, handed to the pool after page_lock is dropped
+
+  void free_pages(uint64_t page, uint32_t count) override {
+    pages_insert_free(h_, page, count, false, false);
+  }
+  void run(uint64_t page, uint32_t pages, unsigned cls, uint32_t used) override {
+    Span *s = meta_span_new();
+    if (!s) return;  // out of metadata memory: the run stays unknown (its blocks stay allocated)
+    s->kind = kSpanRun;
+    s->page = page;
+    s->pages = pages;
+    s->start = reinterpret_cast<uintptr_t>(h_->base + page * kPageSize);
+    run_init_volatile(h_, s, cls, false);
+    s->used = used;
+    shadow_set(h_, page, pages, s);
+    s->next = runs;
+    runs = s;
+  }
+  void large(uint64_t page, uint32_t pages) override {
+    Span *s = meta_span_new();
+    if (!s) return;
+    s->kind = kSpanLarge;
+    s->page = page;
+    s->pages = pages;
+    s->start = reinterpret_cast<uintptr_t>(h_->base + page * kPageSize);
+    s->backed = 1;
+    shadow_set(h_, page, pages, s);
+  }
+  void huge(uint64_t seg, uint32_t segments, uint64_t bytes) override {
+    Span *s = meta_span_new();
+    if (!s) return;
+    s->kind = kSpanHuge;
+    s->page = seg * kSegmentPages + kHugeFirstPage;
+    s->pages = static_cast<uint32_t>(bytes / kPageSize);
+    s->segments = segments;
+    s->start = reinterpret_cast<uintptr_t>(h_->base + s->page * kPageSize);
+    s->backed = 1;
+    shadow_set(h_, s->page, s->pages, s);
+    for (uint32_t i = 0; i < segments; ++i) h_->segs[seg + i] = SegInfo{1, i ? uint8_t{0} : uint8_t{kSegHuge}};
+  }
+  void free_segments(uint64_t seg, uint32_t count) override {
+    pages_insert_free_segments(h_, seg, count, false);
+  }
+
+ private:
+  Heap *h_;
+};
+
+}  // namespace
+
+int segment_format_first(Heap *h) {
+  uint32_t pages = h->image().segment_pages(0);
+  if (pages <= kFirstDataPage) return PERSIST_E_TOOSMALL;
+  int rc = back(h, 0, kPageSize);  // the superblock page
+  if (rc) return rc;
+  return format_normal(h, 0, pages);
+}
+
+int segment_grow(Heap *h, uint32_t segments, uint64_t *first) {
+  uint64_t size = h->size.load(std::memory_order_relaxed);
+  uint64_t seg = (size + kSegmentSize - 1) / kSegmentSize;
+  if (size % kSegmentSize) return -ENOMEM;  // a partial last segment: a full region
+  uint64_t new_size = (seg + segments) * kSegmentSize;
+  if (new_size > h->reserve) {
+    // A region may end with a partial segment.
+    if (!h->region || segments != 1 || h->reserve - size <= kFirstDataPage * kPageSize)
+      return -ENOMEM;
+    new_size = h->reserve & ~(kPageSize - 1);
+  }
+  if (h->fd >= 0) {
+    uint64_t fsize = 0;
+    int rc = os::file_size(h->fd, &fsize);
+    if (rc) return rc;
+    if (fsize < new_size && (rc = os::truncate_file(h->fd, new_size))) return rc;
+  }
+  *first = seg;
+  h->size.store(new_size, std::memory_order_release);  // visible to contains() from now on
+  return 0;
+}
+
+int segment_add_normal(Heap *h, uint64_t *seg_out) {
+  uint64_t seg = 0;
+  int rc = pages_take_free_segments(h, 1, &seg);
+  bool grown = false;
+  uint64_t old_size = h->size.load(std::memory_order_relaxed);
+  if (rc) {
+    if ((rc = segment_grow(h, 1, &seg))) return rc;
+    grown = true;
+  }
+  uint64_t size = h->size.load(std::memory_order_relaxed);
+  uint32_t pages = h->image().segment_pages(seg);
+  rc = format_normal(h, seg, pages);
+  if (rc) {
+    if (grown) h->size.store(old_size, std::memory_order_release);
+    else pages_insert_free_segments(h, seg, 1, false);
+    return rc;
+  }
+  if (grown) heap_update_super(h, set_size, size);
+  h->segs[seg] = SegInfo{1, kSegNormal};
+  if (h->discovered == seg) h->discovered = seg + 1;
+  pages_insert_free(h, seg * kSegmentPages + kFirstDataPage, pages - kFirstDataPage, grown, false);
+  *seg_out = seg;
+  return 0;
+}
+
+int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_out, bool *zeroed) {
+  uint64_t seg = 0;
+  bool grown = false;
+  uint64_t old_size = h->size.load(std::memory_order_relaxed);
+  int rc = pages_take_free_segments(h, segments, &seg, zeroed);
+  if (rc) {
+    if ((rc = segment_grow(h, segments, &seg))) return rc;
+    grown = true;
+    *zeroed = true;
+  }
+  uint64_t off = seg * kSegmentSize;
+  rc = back(h, off + kHeaderOffset, kHugeFirstPage * kPageSize - kHeaderOffset + bytes);
+  if (rc) {
+    if (grown) h->size.store(old_size, std::memory_order_release);
+    else pages_insert_free_segments(h, seg, segments, *zeroed);
+    return rc;
+  }
+  SegmentHeader *sh = h->seg_header(seg);
+  if (sh->magic == kSegmentMagic && sh->kind == kSegFree)  // as in format_normal
+    __atomic_store_n(&sh->segments, segments, __ATOMIC_RELEASE);
+  sh->magic = kSegmentMagic;
+  sh->segments = segments;
+  sh->pages = 0;
+  sh->huge_bytes = bytes;
+  __atomic_store_n(&sh->kind, kSegHuge, __ATOMIC_RELEASE);
+  if (grown) heap_update_super(h, set_size, h->size.load(std::memory_order_relaxed));
+  for (uint32_t i = 0; i < segments; ++i) h->segs[seg + i] = SegInfo{1, i ? uint8_t{0} : uint8_t{kSegHuge}};
+  if (grown && h->discovered == seg) h->discovered = seg + segments;
+  *seg_out = seg;
+  return 0;
+}
+
+// Discover the next undiscovered segment. Caller holds pool_lock and page_lock.
+// Returns 1 when a segment was discovered, 0 when all are known, <0 on corruption.
+int segment_discover_next(Heap *h, Span **runs) {
+  Image img = h->image();
+  if (h->discovered >= img.segment_count()) return 0;
+  DiscoverVisitor v(h);
+  Msg why;
+  uint64_t next = 0, seg = h->discovered;
+  int rc = walk_segment(img, seg, v, &why, &next);
+  if (rc) {
+    os::write_stderr("libpersist: ");
+    os::write_stderr(why.str());
+    os::write_stderr(" (this part of the heap is left alone)\n");
+    // Skip the damaged segment: its pages are neither reused nor freed.
+    next = seg + 1;
+  } else if (h->segs[seg].kind == 0) {
+    h->segs[seg] = SegInfo{1, static_cast<uint8_t>(h->seg_header(seg)->kind)};
+  }
+  h->discovered = next;
+  *runs = v.runs;
+  return 1;
+}
+
+}  // namespace persist

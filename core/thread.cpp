@@ -1,0 +1,221 @@
+// thread.cpp — thread heaps (VOLATILE): one per thread and open heap, found through an
+// initial-exec TLS slot, so the common malloc and free touch no lock and no atomic RMW. Also the
+// slow paths behind the fast paths in alloc.cpp, and thread exit.
+//
+// The chain: heap_malloc (alloc.cpp, inline fast path: pop the current run's free list, set the
+// bit) -> small_alloc_slow (this file: remote frees, bump area, other owned runs) ->
+// run_adopt_from_pool (run.cpp) -> pages_alloc_run (pages.cpp) -> segment_add_normal (segment.cpp).
+#include <pthread.h>
+
+#include <cerrno>
+
+#include "heap.h"
+#include "platform.h"
+
+namespace persist {
+
+Span g_empty_run{};  // free == nullptr: the fast path falls through to the slow path
+__thread ThreadHeap *tl_heaps[kMaxSlots + 1];
+
+namespace {
+
+__thread int tl_exiting;      // the thread's TLS destructor ran: no new thread heaps
+__thread int tl_key_set;      // pthread_setspecific done for this thread
+pthread_key_t g_key;
+std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
+std::atomic<uint32_t> g_slots{0};
+
+void retire(Heap *h, ThreadHeap *th) {
+  Guard t(h->threads_lock);
+  if (!th->thread_state) return;
+  th->thread_state = 0;
+  for (ThreadHeap **pp = &h->threads; *pp; pp = &(*pp)->next_all)
+    if (*pp == th) {
+      *pp = th->next_all;
+      break;
+    }
+  Guard p(h->pool_lock);
+  for (Span *s = th->notify.exchange(nullptr, std::memory_order_acquire); s;) {
+    Span *next = s->notify_next;
+    s->notified.store(0, std::memory_order_release);
+    s = next;
+  }
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    while (Span *s = th->runs[c].pop()) run_abandon(h, s);
+    th->cur[c] = &g_empty_run;
+  }
+  while (Span *s = th->full.pop()) run_abandon(h, s);
+}
+
+void thread_exit(void *) {
+  tl_exiting = 1;
+  for (unsigned i = 0; i < kMaxSlots; ++i) {
+    ThreadHeap *th = tl_heaps[i];
+    tl_heaps[i] = nullptr;
+    if (!th || !th->thread_state) continue;
+    retire(th->heap, th);
+    meta_thread_heap_free(th);  // this thread is gone: nobody else points at it
+  }
+}
+
+void key_init() {
+  int st = g_key_state.load(std::memory_order_acquire);
+  if (st == 2) return;
+  int expect = 0;
+  if (g_key_state.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) {
+    pthread_key_create(&g_key, thread_exit);
+    g_key_state.store(2, std::memory_order_release);
+    return;
+  }
+  while (g_key_state.load(std::memory_order_acquire) != 2) {
+  }
+}
+
+ThreadHeap *new_thread_heap(Heap *h) {
+  ThreadHeap *th = meta_thread_heap_new();
+  if (!th) return nullptr;
+  th->heap = h;
+  th->heap_id = h->id;
+  for (auto &c : th->cur) c = &g_empty_run;
+  th->thread_state = 1;
+  Guard t(h->threads_lock);
+  th->next_all = h->threads;
+  h->threads = th;
+  return th;
+}
+
+// Park an exhausted run (nothing free, nothing to carve) in the full list. Returns false when a
+// remote free raced in, in which case the run stays where it is.
+bool park_full(ThreadHeap *th, Span *s) {
+  th->runs[s->cls].remove(s);
+  th->full.push(s);
+  __atomic_store_n(&s->full, 1, __ATOMIC_SEQ_CST);
+  if (!s->remote.load(std::memory_order_seq_cst)) return true;
+  __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
+  th->full.remove(s);
+  th->runs[s->cls].push(s);
+  return false;
+}
+
+void unpark(ThreadHeap *th, Span *s) {
+  th->full.remove(s);
+  __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
+  th->runs[s->cls].push(s);
+}
+
+void process_notify(ThreadHeap *th) {
+  for (Span *s = th->notify.exchange(nullptr, std::memory_order_acquire); s;) {
+    Span *next = s->notify_next;
+    s->notified.store(0, std::memory_order_release);
+    if (s->owner.load(std::memory_order_relaxed) == th && s->full) unpark(th, s);
+    s = next;
+  }
+}
+
+}  // namespace
+
+int slot_acquire() {
+  key_init();
+  uint32_t cur = g_slots.load(std::memory_order_relaxed);
+  for (;;) {
+    uint32_t freebits = ~cur & ((1u << kMaxSlots) - 1);
+    if (!freebits) return kMaxSlots;
+    unsigned i = static_cast<unsigned>(__builtin_ctz(freebits));
+    if (g_slots.compare_exchange_weak(cur, cur | (1u << i), std::memory_order_acq_rel)) return static_cast<int>(i);
+  }
+}
+
+void slot_release(unsigned slot) {
+  if (slot < kMaxSlots) g_slots.fetch_and(~(1u << slot), std::memory_order_acq_rel);
+}
+
+ThreadHeap *thread_heap_slow(Heap *h) {
+  if (tl_exiting || h->slot >= kMaxSlots) return nullptr;
+  ThreadHeap *th = new_thread_heap(h);
+  if (!th) return nullptr;
+  tl_heaps[h->slot] = th;  // before setspecific, which may allocate (keys >= 32)
+  if (!tl_key_set) {
+    tl_key_set = 1;
+    pthread_setspecific(g_key, reinterpret_cast<void *>(1));
+  }
+  return th;
+}
+
+void thread_heaps_retire_all(Heap *h) {
+  for (;;) {
+    ThreadHeap *th;
+    {
+      Guard t(h->threads_lock);
+      th = h->threads;
+    }
+    if (!th) break;
+    retire(h, th);
+    // Other threads may still hold this thread heap in their TLS (it fails their heap-id check);
+    // only our own, or the shared one, can be recycled.
+    if (h->slot < kMaxSlots && tl_heaps[h->slot] == th) {
+      tl_heaps[h->slot] = nullptr;
+      meta_thread_heap_free(th);
+    } else if (th == h->shared_th) {
+      meta_thread_heap_free(th);
+    }
+  }
+  h->shared_th = nullptr;
+}
+
+void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
+  if (th->notify.load(std::memory_order_relaxed)) process_notify(th);
+  Span *s = th->cur[cls];
+  for (;;) {
+    if (s != &g_empty_run) {
+      if (s->free) break;
+      if (run_collect_remote(s) && s->free) break;
+      if (s->bump < s->bump_end) {
+        run_extend(s);
+        break;
+      }
+      if (!park_full(th, s)) continue;
+    }
+    s = th->runs[cls].head;
+    if (s) continue;
+    s = run_adopt_from_pool(h, th, cls);
+    if (!s) {
+      int err = 0;
+      s = pages_alloc_run(h, cls, &err);
+      if (!s) {
+        th->cur[cls] = &g_empty_run;
+        errno = ENOMEM;
+        return nullptr;
+      }
+      s->owner.store(th, std::memory_order_release);
+    }
+    th->runs[cls].push(s);
+  }
+  th->cur[cls] = s;
+  Block *b = s->free;
+  s->free = b->next;
+  uint32_t idx = static_cast<uint32_t>(((reinterpret_cast<uintptr_t>(b) - s->start) * s->recip) >> kRecipShift);
+  s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
+  ++s->used;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  return b;
+}
+
+void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s) {
+  if (s->full) unpark(th, s);
+  if (s->used == 0 && s != th->cur[s->cls] && !s->notified.load(std::memory_order_acquire)) {
+    th->runs[s->cls].remove(s);
+    s->owner.store(nullptr, std::memory_order_release);
+    pages_free_span(h, s);
+  }
+}
+
+void *small_alloc_shared(Heap *h, unsigned cls) {
+  Guard g(h->shared_lock);
+  if (!h->shared_th && !(h->shared_th = new_thread_heap(h))) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return small_alloc_slow(h, h->shared_th, cls);
+}
+
+}  // namespace persist

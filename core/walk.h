@@ -1,0 +1,69 @@
+// walk.h — one traversal of the AUTHORITATIVE state of a heap image, bounds-checked at every step
+// so it can run on untrusted files (tools) as well as on the live heap (discovery at runtime).
+//
+// Invariants it verifies (see layout.h for the format):
+//   - segment headers carry the magic and a known kind; huge and free headers cover segments
+//     inside the extent; a normal segment's header and bitmap pages are described as meta;
+//   - a HEAD descriptor's span lies inside its segment; every page inside a live span carries the
+//     matching *_CONT kind and the right distance back (no two spans overlap);
+//   - a run's class is valid and its span has the class's page count; no bitmap bit is set past
+//     the run's capacity; pages outside live spans are free (stale *_CONT allowed).
+#pragma once
+
+#include <cstdint>
+
+#include "layout.h"
+#include "msg.h"
+
+namespace persist {
+
+// A heap image: the heap's bytes [mem, mem + len) and its superblock. Offsets are from mem.
+struct Image {
+  const uint8_t *mem = nullptr;
+  uint64_t len = 0;  // bytes readable at mem (>= sb.size for a complete image)
+  Superblock sb{};
+  uint64_t segment_count() const { return (sb.size + kSegmentSize - 1) / kSegmentSize; }
+  // Pages of segment i inside the extent (the last segment of a region heap may be partial).
+  uint32_t segment_pages(uint64_t i) const;
+  const uint64_t *bitmap(uint64_t page_index) const {  // global page index of a run's head
+    uint64_t seg = page_index / kSegmentPages, pg = page_index % kSegmentPages;
+    return reinterpret_cast<const uint64_t *>(mem + seg * kSegmentSize + kBitmapOffset) +
+           pg * kWordsPerPage;
+  }
+};
+
+class WalkVisitor {
+ public:
+  virtual ~WalkVisitor() = default;
+  // Offsets are byte offsets from the heap base; `page` arguments are global page indexes.
+  virtual void segment(uint64_t /*index*/, const SegmentHeader & /*h*/) {}
+  virtual void free_pages(uint64_t /*page*/, uint32_t /*count*/) {}
+  virtual void run(uint64_t /*page*/, uint32_t /*pages*/, unsigned /*cls*/, uint32_t /*used*/) {}
+  virtual void large(uint64_t /*page*/, uint32_t /*pages*/) {}
+  virtual void huge(uint64_t /*segment*/, uint32_t /*segments*/, uint64_t /*bytes*/) {}
+  virtual void free_segments(uint64_t /*segment*/, uint32_t /*count*/) {}
+};
+
+// Walk the segment starting at `index`; *next gets the index of the following segment header.
+// Returns 0, or PERSIST_E_CORRUPT with the reason in `why`.
+int walk_segment(const Image &img, uint64_t index, WalkVisitor &v, Msg *why, uint64_t *next);
+// Walk every segment of the extent.
+int walk_heap(const Image &img, WalkVisitor &v, Msg *why);
+
+// Where a block lies, found from any address inside it (untrusted-safe).
+struct BlockRef {
+  uint64_t offset = 0;  // first byte of the block
+  uint64_t size = 0;    // usable size
+  uint64_t span_page = 0;
+  int kind = 0;         // kPageRunHead, kPageLargeHead, or -1 for huge
+  uint32_t index = 0;   // block index inside its run
+  bool live = false;    // allocated (bit set / span live)
+};
+// Resolve an offset to the block that contains it, if any. Bounds-checked. `seg_head` (optional,
+// from build_segment_index) makes it O(1); without it the segment headers are walked from 0.
+bool find_block(const Image &img, uint64_t offset, BlockRef *out, const uint32_t *seg_head = nullptr);
+// seg_head[i] := the segment whose header covers segment i (UINT32_MAX where none). The array has
+// img.segment_count() entries. Returns false when the headers do not chain (a corrupt image).
+bool build_segment_index(const Image &img, uint32_t *seg_head);
+
+}  // namespace persist

@@ -1,0 +1,150 @@
+// bootstrap.cpp — see bootstrap.h. Initialisation order does not matter: whoever allocates first
+// opens the heap (PRELOAD.md §3: other libraries' constructors run before ours).
+#include "bootstrap.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include <cstring>
+
+#include "../core/include/persist.h"
+#include "api.h"
+#include "options.h"
+#include "platform.h"
+
+namespace persist::shim {
+
+std::atomic<Heap *> g_heap{nullptr};
+
+namespace {
+
+constexpr size_t kBootBytes = size_t{1} << 20;
+alignas(64) char g_boot[kBootBytes];
+std::atomic<size_t> g_boot_used{0};
+
+std::atomic<int> g_init{0};  // 0 not started, 1 in progress, 2 done
+std::atomic<pthread_t> g_init_thread{};
+
+void say(const Msg &m) { os::write_stderr(m.str(), m.size()); }
+
+Heap *open_process_heap() {
+  Options o;
+  options_load(&o);
+  if (o.verbose) options_print(o);
+  Heap *h = nullptr;
+  Msg why;
+  int rc = heap_open_file(o.file, o.addr, o.max, PERSIST_OPEN_CREATE, &h, &why);
+  if (rc == 0) {
+    if (o.verbose) {
+      Msg m;
+      m.add("libpersist: heap ").add(o.file).add(" at ").hex(reinterpret_cast<uintptr_t>(h->base))
+          .add(", ").dec(h->size.load()).add(" bytes, ")
+          .add(h->clean_at_open ? "closed cleanly" : "not closed cleanly (recovering lazily)")
+          .add("\n");
+      say(m);
+    }
+    api_set_default_heap(h);
+    return h;
+  }
+  // Never die for persistence: run on a volatile heap and say why, once.
+  Msg m;
+  m.add("libpersist: not persisting: ").add(why.empty() ? persist_strerror(rc) : why.str())
+      .add("; running on a volatile heap\n");
+  say(m);
+  Msg why2;
+  if (heap_open_anonymous(0, o.max, &h, &why2) != 0) {
+    Msg m2;
+    m2.add("libpersist: cannot even create a volatile heap: ").add(why2.str()).add("\n");
+    say(m2);
+    return nullptr;
+  }
+  return h;
+}
+
+Heap *default_provider() { return process_heap(); }
+
+// Flush and mark the heap clean when the process exits normally. The mapping stays: other
+// libraries' destructors call free() after ours (PRELOAD.md §3).
+__attribute__((destructor)) void at_exit() {
+  Heap *h = g_heap.load(std::memory_order_acquire);
+  if (h && h->persistent) heap_mark_clean(h);
+}
+
+// Make sure the heap is opened (and the atexit hook armed) even if the program never allocates.
+__attribute__((constructor)) void at_start() {
+  api_set_default_provider(default_provider);
+  process_heap();
+}
+
+}  // namespace
+
+Heap *process_heap_slow() {
+  for (;;) {
+    int st = g_init.load(std::memory_order_acquire);
+    if (st == 2) return g_heap.load(std::memory_order_acquire);
+    if (st == 1) {
+      if (pthread_equal(g_init_thread.load(std::memory_order_relaxed), pthread_self())) return nullptr;
+      continue;  // another thread is opening the heap: wait for it
+    }
+    int expect = 0;
+    if (!g_init.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) continue;
+    g_init_thread.store(pthread_self(), std::memory_order_relaxed);
+    api_set_default_provider(default_provider);
+    Heap *h = open_process_heap();
+    g_heap.store(h, std::memory_order_release);
+    g_init.store(2, std::memory_order_release);
+    return h;
+  }
+}
+
+void *boot_alloc(size_t size, size_t align) {
+  if (align < 16) align = 16;
+  if (size > kBootBytes) return nullptr;
+  size_t used = g_boot_used.load(std::memory_order_relaxed);
+  for (;;) {
+    size_t start = (used + 16 + align - 1) & ~(align - 1);  // 16 bytes before: the size
+    size_t end = start + ((size + 15) & ~size_t{15});
+    if (end > kBootBytes) return nullptr;
+    if (g_boot_used.compare_exchange_weak(used, end, std::memory_order_relaxed)) {
+      size_t *hdr = reinterpret_cast<size_t *>(g_boot + start - 16);
+      hdr[0] = end - start;
+      return g_boot + start;
+    }
+  }
+}
+
+bool boot_contains(const void *p) {
+  auto a = reinterpret_cast<uintptr_t>(p), b = reinterpret_cast<uintptr_t>(g_boot);
+  return a - b < kBootBytes;
+}
+
+size_t boot_usable_size(const void *p) {
+  return reinterpret_cast<const size_t *>(p)[-2];
+}
+
+namespace {
+using FreeFn = void (*)(void *);
+using SizeFn = size_t (*)(void *);
+std::atomic<FreeFn> g_next_free{nullptr};
+std::atomic<SizeFn> g_next_usable{nullptr};
+}  // namespace
+
+void foreign_free(void *p) {
+  FreeFn f = g_next_free.load(std::memory_order_acquire);
+  if (!f) {
+    f = reinterpret_cast<FreeFn>(dlsym(RTLD_NEXT, "free"));
+    g_next_free.store(f, std::memory_order_release);
+  }
+  if (f) f(p);  // glibc's free copes with its own blocks; anything else it would have to anyway
+}
+
+size_t foreign_usable_size(void *p) {
+  SizeFn f = g_next_usable.load(std::memory_order_acquire);
+  if (!f) {
+    f = reinterpret_cast<SizeFn>(dlsym(RTLD_NEXT, "malloc_usable_size"));
+    g_next_usable.store(f, std::memory_order_release);
+  }
+  return f ? f(p) : 0;
+}
+
+}  // namespace persist::shim

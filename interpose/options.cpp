@@ -1,0 +1,171 @@
+// options.cpp — the options table (STYLE.md §9). Each row: the variable, its kind, its default,
+// its range and a one-line description; README.md mirrors this table.
+#include "options.h"
+
+#include <errno.h>
+
+#include <cstring>
+
+#include "msg.h"
+#include "platform.h"
+
+extern "C" char *program_invocation_short_name;  // glibc: set before any constructor runs
+
+namespace persist::shim {
+namespace {
+
+enum Kind { kPath, kAddress, kSize, kBool };
+
+struct OptionRow {
+  const char *name;
+  Kind kind;
+  const char *default_value;
+  uint64_t min, max;
+  const char *doc;
+};
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+constexpr OptionRow kTable[] = {
+    {"PERSIST_FILE", kPath, "persist.heap", 0, 0,
+     "heap file; %p expands to the pid, %e to the program name"},
+    {"PERSIST_ADDR", kAddress, "0x200000000000", 0x10000, 0x7fff00000000,
+     "base address for a new heap (page aligned)"},
+    {"PERSIST_MAX", kSize, "64G", 64 << 20, uint64_t{64} << 40,
+     "address range reserved for the heap: the most it may grow to (K/M/G/T suffixes)"},
+    {"PERSIST_VERBOSE", kBool, "0", 0, 1, "print the configuration and the heap opened"},
+};
+
+void warn(const char *name, const char *value, const char *why) {
+  Msg m;
+  m.add("libpersist: ignoring ").add(name).add("=").add(value).add(": ").add(why)
+      .add("; using the default\n");
+  os::write_stderr(m.str(), m.size());
+}
+
+bool parse_u64(const char *s, uint64_t *out, bool suffixes) {
+  if (!s || !*s) return false;
+  uint64_t v = 0;
+  unsigned base = 10;
+  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) base = 16, s += 2;
+  if (!*s) return false;
+  for (; *s; ++s) {
+    unsigned d;
+    if (*s >= '0' && *s <= '9') d = static_cast<unsigned>(*s - '0');
+    else if (base == 16 && *s >= 'a' && *s <= 'f') d = static_cast<unsigned>(*s - 'a' + 10);
+    else if (base == 16 && *s >= 'A' && *s <= 'F') d = static_cast<unsigned>(*s - 'A' + 10);
+    else break;
+    if (v > (UINT64_MAX - d) / base) return false;
+    v = v * base + d;
+  }
+  if (*s && suffixes && base == 10) {
+    unsigned shift = 0;
+    switch (*s | 0x20) {
+      case 'k': shift = 10; break;
+      case 'm': shift = 20; break;
+      case 'g': shift = 30; break;
+      case 't': shift = 40; break;
+      default: return false;
+    }
+    if (s[1] && !((s[1] | 0x20) == 'b' && !s[2]) && !((s[1] | 0x20) == 'i' && (s[2] | 0x20) == 'b' && !s[3]))
+      return false;
+    if (v > (UINT64_MAX >> shift)) return false;
+    v <<= shift;
+    s = "";
+  }
+  if (*s) return false;
+  *out = v;
+  return true;
+}
+
+bool parse_bool(const char *s, bool *out) {
+  const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off", ""};
+  for (const char *y : yes)
+    if (strcasecmp(s, y) == 0) return *out = true, true;
+  for (const char *n : no)
+    if (strcasecmp(s, n) == 0) return *out = false, true;
+  return false;
+}
+
+// Expand %p (pid), %e (program name) and %% into out. False if it does not fit.
+bool expand_path(const char *in, char *out, size_t cap) {
+  size_t n = 0;
+  auto put = [&](const char *s) {
+    for (; *s; ++s) {
+      if (n + 1 >= cap) return false;
+      out[n++] = *s;
+    }
+    return true;
+  };
+  for (; *in; ++in) {
+    char one[2] = {*in, 0};
+    if (*in == '%' && in[1] == 'p') {
+      Msg m;
+      m.dec(static_cast<uint64_t>(os::getpid_cached()));
+      if (!put(m.str())) return false;
+      ++in;
+    } else if (*in == '%' && in[1] == 'e') {
+      const char *name = program_invocation_short_name ? program_invocation_short_name : "program";
+      if (!put(name)) return false;
+      ++in;
+    } else if (*in == '%' && in[1] == '%') {
+      if (!put("%")) return false;
+      ++in;
+    } else if (!put(one)) {
+      return false;
+    }
+  }
+  out[n] = 0;
+  return true;
+}
+
+const OptionRow &row(const char *name) {
+  for (const auto &r : kTable)
+    if (strcmp(r.name, name) == 0) return r;
+  return kTable[0];
+}
+
+uint64_t size_option(const char *name) {
+  const OptionRow &r = row(name);
+  uint64_t v = 0, dflt = 0;
+  parse_u64(r.default_value, &dflt, true);
+  const char *s = os::getenv_raw(name);
+  if (!s || !*s) return dflt;
+  if (!parse_u64(s, &v, r.kind == kSize)) {
+    warn(name, s, "not a number");
+    return dflt;
+  }
+  if (v < r.min || v > r.max) {
+    warn(name, s, "out of range");
+    return dflt;
+  }
+  if (r.kind == kAddress && v % 4096) {
+    warn(name, s, "not page aligned");
+    return dflt;
+  }
+  return v;
+}
+
+}  // namespace
+
+void options_load(Options *o) {
+  memset(o, 0, sizeof *o);
+  const char *file = os::getenv_raw("PERSIST_FILE");
+  if (!file || !*file) file = row("PERSIST_FILE").default_value;
+  if (!expand_path(file, o->file, sizeof o->file)) {
+    warn("PERSIST_FILE", file, "too long");
+    expand_path(row("PERSIST_FILE").default_value, o->file, sizeof o->file);
+  }
+  o->addr = size_option("PERSIST_ADDR");
+  o->max = size_option("PERSIST_MAX");
+  const char *v = os::getenv_raw("PERSIST_VERBOSE");
+  if (v && !parse_bool(v, &o->verbose)) warn("PERSIST_VERBOSE", v, "not a boolean (1/0, yes/no, on/off)");
+}
+
+void options_print(const Options &o) {
+  Msg m;
+  m.add("libpersist: PERSIST_FILE=").add(o.file).add(" PERSIST_ADDR=").hex(o.addr)
+      .add(" PERSIST_MAX=").dec(o.max).add(" PERSIST_VERBOSE=1\n");
+  os::write_stderr(m.str(), m.size());
+}
+
+}  // namespace persist::shim

@@ -1,0 +1,22 @@
+// options.h — the shim's configuration: one table of PERSIST_* environment variables, read once
+// at initialisation with the core's allocation-free getenv (nothing in secure mode).
+#pragma once
+
+#include <cstdint>
+
+namespace persist::shim {
+
+struct Options {
+  char file[4096];     // PERSIST_FILE, with %p and %e expanded
+  uint64_t addr;       // PERSIST_ADDR (0: the default base)
+  uint64_t max;        // PERSIST_MAX (0: the default reserve)
+  bool verbose;        // PERSIST_VERBOSE
+};
+
+// Parse the environment into `o`. Bad values are reported (one line each on stderr) and replaced
+// by their defaults; the program never stops for a bad variable.
+void options_load(Options *o);
+// Print the effective configuration (PERSIST_VERBOSE).
+void options_print(const Options &o);
+
+}  // namespace persist::shim
