@@ -11,42 +11,15 @@
 #include <cstdint>
 #include <cstring>
 
-#include "heap.h"
+#include "alloc_fast.h"
 #include "platform.h"
-
-#define PERSIST_LIKELY(x) __builtin_expect(!!(x), 1)
-#define PERSIST_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 namespace persist {
 namespace {
 
 constexpr size_t kMaxRequest = PTRDIFF_MAX;
 
-inline ThreadHeap *my_heap(Heap *h) {
-  ThreadHeap *th = tl_heaps[h->slot];
-  if (PERSIST_LIKELY(th && th->heap_id == h->id)) return th;
-  return thread_heap_slow(h);
-}
-
-inline uint32_t block_index(const Span *s, uintptr_t p) {
-  return static_cast<uint32_t>(((p - s->start) * s->recip) >> kRecipShift);
-}
-
-inline void *small_alloc(Heap *h, unsigned cls) {
-  ThreadHeap *th = my_heap(h);
-  if (PERSIST_UNLIKELY(!th)) return small_alloc_shared(h, cls);
-  Span *s = th->cur[cls];
-  Block *b = s->free;
-  if (PERSIST_UNLIKELY(!b)) return small_alloc_slow(h, th, cls);
-  s->free = b->next;
-  uint32_t idx = block_index(s, reinterpret_cast<uintptr_t>(b));
-  s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
-  ++s->used;
-  std::atomic_signal_fence(std::memory_order_seq_cst);  // the bit is stored before we return
-  return b;
-}
-
-void report(const char *what, const void *p) {
+__attribute__((cold)) void report(const char *what, const void *p) {
   static std::atomic<int> reported{0};
   if (reported.fetch_add(1, std::memory_order_relaxed) >= 8) return;
   Msg m;
@@ -54,7 +27,17 @@ void report(const char *what, const void *p) {
   os::write_stderr(m.str(), m.size());
 }
 
+void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero);
+
+// Large and huge blocks; on failure the calling thread's empty runs are given back and the
+// allocation is tried once more before ENOMEM.
 void *large_alloc(Heap *h, size_t size, size_t align, bool zero) {
+  void *p = large_alloc_once(h, size, align, zero);
+  if (!p && thread_release_empty_runs(h)) p = large_alloc_once(h, size, align, zero);
+  return p;
+}
+
+void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero) {
   bool zeroed = false;
   int err = 0;
   Span *s = size <= kMaxLarge && align <= kMaxLarge / 4
@@ -102,8 +85,14 @@ void free_slow(Heap *h, Span *s, void *p) {
 
 }  // namespace
 
-void *heap_malloc(Heap *h, size_t size) {
-  if (PERSIST_LIKELY(size <= kMaxSmall)) return small_alloc(h, size_class(size));
+void *small_alloc_miss(Heap *h, unsigned cls) {
+  ThreadHeap *th = tl_heaps[h->slot];
+  if (th->heap_id != h->id) th = thread_heap_slow(h);
+  if (!th) return small_alloc_shared(h, cls);
+  return small_alloc_slow(h, th, cls);
+}
+
+void *large_malloc(Heap *h, size_t size) {
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
@@ -111,23 +100,26 @@ void *heap_malloc(Heap *h, size_t size) {
   return large_alloc(h, size, 0, false);
 }
 
+void free_miss(Heap *h, void *p) {
+  Span *s = h->span_of(p);
+  ThreadHeap *th = tl_heaps[h->slot];
+  if (s && s->owner.load(std::memory_order_relaxed) == th) {
+    // Our own run: either a double free, or the run just became empty or was parked as full.
+    uint32_t idx = run_block_index(s, reinterpret_cast<uintptr_t>(p));
+    if (!((s->bitmap[idx >> 6] >> (idx & 63)) & 1) &&
+        s->free != reinterpret_cast<Block *>(s->start + uint64_t{idx} * s->bsize))
+      return report("double free of", p);
+    return small_free_local_slow(h, th, s);
+  }
+  free_slow(h, s, p);
+}
+
+void *heap_malloc(Heap *h, size_t size) { return heap_malloc_fast(h, size); }
+
 void heap_free(Heap *h, void *p) {
   if (!p) return;
   if (PERSIST_UNLIKELY(!h->contains(p))) return report("free of a pointer outside the heap:", p);
-  Span *s = h->span_of(p);
-  ThreadHeap *th = tl_heaps[h->slot];
-  if (PERSIST_LIKELY(s && th && s->owner.load(std::memory_order_relaxed) == th)) {
-    uint32_t idx = block_index(s, reinterpret_cast<uintptr_t>(p));
-    uint64_t bit = uint64_t{1} << (idx & 63), *w = &s->bitmap[idx >> 6];
-    if (PERSIST_UNLIKELY(!(*w & bit))) return report("double free of", p);
-    *w &= ~bit;  // the commit point: the block is free
-    auto *b = reinterpret_cast<Block *>(s->start + uint64_t{idx} * s->bsize);
-    b->next = s->free;
-    s->free = b;
-    if (PERSIST_UNLIKELY(--s->used == 0 || s->full)) small_free_local_slow(h, th, s);
-    return;
-  }
-  free_slow(h, s, p);
+  heap_free_fast(h, p);
 }
 
 size_t heap_usable_size(Heap *h, const void *p) {
@@ -137,7 +129,7 @@ size_t heap_usable_size(Heap *h, const void *p) {
   auto a = reinterpret_cast<uintptr_t>(p);
   switch (s->kind) {
     case kSpanRun: {
-      uintptr_t block = s->start + uint64_t{block_index(s, a)} * s->bsize;
+      uintptr_t block = s->start + uint64_t{run_block_index(s, a)} * s->bsize;
       return block + s->bsize - a;
     }
     case kSpanLarge:
@@ -155,7 +147,7 @@ void *heap_calloc(Heap *h, size_t n, size_t size) {
     return nullptr;
   }
   if (bytes <= kMaxSmall) {
-    void *p = small_alloc(h, size_class(bytes));
+    void *p = small_alloc_fast(h, size_class(bytes));
     if (p) memset(p, 0, bytes);
     return p;
   }
@@ -174,7 +166,7 @@ void *heap_aligned(Heap *h, size_t align, size_t size) {
     size_t n = size ? (size + align - 1) & ~(align - 1) : align;
     if (n <= kMaxSmall)
       for (unsigned c = size_class(n); c < kNumClasses; ++c)
-        if (kClasses.info[c].size % align == 0) return small_alloc(h, c);
+        if (kClasses.info[c].size % align == 0) return small_alloc_fast(h, c);
   }
   return large_alloc(h, size ? size : 1, align, false);
 }

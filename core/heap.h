@@ -142,6 +142,7 @@ struct Heap : persist_heap {
   uint64_t bin_mask = 0;           // bit b set: bins[b] is not empty
   SpanList free_segs;              // free segment ranges (freed huge blocks)
   uint64_t retained_pages = 0;     // free pages still backed by disk
+  uint64_t kept_empty = UINT64_MAX;  // one entirely free normal segment kept for reuse
   Lock page_lock;
 
   // -- runs without an owner (pool_lock)
@@ -212,6 +213,7 @@ void pages_free_span(Heap *h, Span *s);  // an empty run or a large block
 void pages_free_huge(Heap *h, Span *s);
 bool pages_resize_large(Heap *h, Span *s, size_t bytes);  // in place; false if not possible
 void pages_trim(Heap *h);                                 // give back free pages' disk space
+bool pages_release_kept(Heap *h);  // page_lock held: turn the kept empty segment into a free one
 void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool backed);  // held
 void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed);      // held
 int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed = nullptr);  // held
@@ -233,10 +235,12 @@ void thread_heaps_retire_all(Heap *h);   // close: flush and release every threa
 void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls);
 void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s);
 void *small_alloc_shared(Heap *h, unsigned cls);
+bool thread_release_empty_runs(Heap *h);  // the calling thread's empty runs; true if any
 int slot_acquire();
 void slot_release(unsigned slot);
 extern Span g_empty_run;
-extern __thread ThreadHeap *tl_heaps[kMaxSlots + 1];  // [kMaxSlots] stays null
+extern ThreadHeap g_no_thread_heap;  // what an unused TLS slot points at (never null)
+extern __thread ThreadHeap *tl_heaps[kMaxSlots + 1];  // unused slots: &g_no_thread_heap
 
 // ---- alloc.cpp: malloc-family semantics on a heap
 void *heap_malloc(Heap *h, size_t size);

@@ -123,7 +123,8 @@ constexpr uint32_t kSuperFlagRegion = 1;  // heap over a caller-provided region 
 constexpr uint32_t kSuperFlagsKnown = kSuperFlagRegion;
 
 // ---- root table -------------------------------------------------------------------------------
-// Root tables are ordinary large blocks of kRootTableBytes, chained by offset. An entry is filled
+// Root tables are ordinary heap blocks of kRootTableBytes (the largest small class), chained by
+// offset. An entry is filled
 // completely while its state is kRootEmpty and published with one release store of kRootLive.
 constexpr uint32_t kRootTableMagic = 0x544f4f52;  // "ROOT"
 constexpr size_t kRootTagBytes = 88;              // NUL-terminated, so tags up to 87 bytes

@@ -17,6 +17,8 @@ namespace {
 
 constexpr uint32_t kPunchPages = 64;  // free spans this large give their disk space back at once
 
+void release_segment(Heap *h, uint64_t seg);
+
 unsigned bin_of(uint32_t n) {
   if (n <= 32) return n - 1;
   unsigned lg = 31 - static_cast<unsigned>(__builtin_clz(n - 1));
@@ -42,12 +44,13 @@ int back_pages(Heap *h, uint64_t page, uint32_t pages) {
   return os::allocate(h->fd, page * kPageSize, uint64_t{pages} * kPageSize);
 }
 
-void punch_pages(Heap *h, uint64_t page, uint64_t pages) {
-  if (h->fd >= 0) {
-    if (os::punch_hole(h->fd, page * kPageSize, pages * kPageSize) == 0) return;
-  } else if (!h->region) {
-    os::discard_anon(h->at(page * kPageSize), pages * kPageSize);
-  }
+// Give the pages' memory or disk space back; true when they now read as zero. (A region's memory
+// belongs to the caller and is left alone.)
+bool punch_pages(Heap *h, uint64_t page, uint64_t pages) {
+  if (h->fd >= 0) return os::punch_hole(h->fd, page * kPageSize, pages * kPageSize) == 0;
+  if (h->region) return false;
+  os::discard_anon(h->at(page * kPageSize), pages * kPageSize);
+  return true;
 }
 
 void bin_push(Heap *h, Span *s) {
@@ -119,6 +122,7 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
         // Taken: no longer a free span, so frees of its neighbours cannot coalesce with it while
         // the caller turns it into a run or a large block outside the lock.
         s->kind = kSpanNone;
+        if (s->page / kSegmentPages == h->kept_empty) h->kept_empty = UINT64_MAX;
         if (extra) {  // split off the pages before the aligned start
           uintptr_t addr = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));
           uint32_t lead = static_cast<uint32_t>(((align - addr % align) % align) / kPageSize);
@@ -156,6 +160,23 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
     }
     heap_discover_one(h);
   }
+}
+
+// Turn an entirely free normal segment into a free segment (page_lock held). The kind store is
+// the commit point: descriptors of a free segment mean nothing.
+void release_segment(Heap *h, uint64_t seg) {
+  Span *s = h->shadow[seg * kSegmentPages + kFirstDataPage];
+  bin_remove(h, s);
+  if (s->backed && h->retained_pages >= s->pages) h->retained_pages -= s->pages;
+  SegmentHeader *sh = h->seg_header(seg);
+  __atomic_store_n(&sh->kind, kSegFree, __ATOMIC_RELEASE);  // segments is already 1
+  // A free segment range is "zeroed" when every page but its own header page reads as zero, as
+  // a huge block placed there expects: punch the descriptors and bitmaps as well as the data.
+  bool zeroed = punch_pages(h, seg * kSegmentPages + kHugeFirstPage, kSegmentPages - kHugeFirstPage);
+  h->shadow[s->page] = nullptr;
+  h->shadow[s->page + s->pages - 1] = nullptr;
+  meta_span_free(s);
+  pages_insert_free_segments(h, seg, 1, zeroed);
 }
 
 }  // namespace
@@ -236,6 +257,24 @@ void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool
   h->shadow[s->page] = s;
   h->shadow[s->page + s->pages - 1] = s;
   bin_push(h, s);
+  uint64_t seg = s->page / kSegmentPages;
+  if (seg != 0 && s->page == seg * kSegmentPages + kFirstDataPage &&
+      s->pages == kSegmentPages - kFirstDataPage) {
+    // The whole segment is free. Keep one such segment for reuse; give the others back as free
+    // segments, which huge blocks (and any size class) can use again.
+    if (h->kept_empty == UINT64_MAX) h->kept_empty = seg;
+    else if (h->kept_empty != seg) release_segment(h, seg);
+  }
+}
+
+bool pages_release_kept(Heap *h) {
+  if (h->kept_empty == UINT64_MAX) return false;
+  uint64_t seg = h->kept_empty;
+  h->kept_empty = UINT64_MAX;
+  Span *s = h->shadow[seg * kSegmentPages + kFirstDataPage];
+  if (!s || s->kind != kSpanFree || s->pages != kSegmentPages - kFirstDataPage) return false;
+  release_segment(h, seg);
+  return true;
 }
 
 Span *pages_alloc_run(Heap *h, unsigned cls, int *err) {
@@ -268,11 +307,8 @@ void pages_free_span(Heap *h, Span *s) {
   store_desc(h, s->page, PageDesc{kPageFree, 0, 0, s->pages});  // the commit point
   uint64_t page = s->page;
   uint32_t pages = s->pages;
-  bool zeroed = false, backed = true;
-  if (pages >= kPunchPages && (h->fd >= 0 || !h->region)) {
-    punch_pages(h, page, pages);
-    zeroed = true, backed = h->fd < 0;
-  }
+  bool zeroed = pages >= kPunchPages && punch_pages(h, page, pages);
+  bool backed = !zeroed || h->fd < 0;
   meta_span_free(s);
   pages_insert_free(h, page, pages, zeroed, backed);
 }
@@ -348,6 +384,7 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
       h->shadow[end * kSegmentPages] = nullptr;
       meta_span_free(n);
       __atomic_store_n(&sh->segments, s->segments, __ATOMIC_RELEASE);
+      if (s->zeroed) s->zeroed = punch_pages(h, end * kSegmentPages + 1, 1);  // header now interior
     }
   }
   if (seg > 0) {
@@ -358,6 +395,7 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
       p->segments += s->segments;
       p->zeroed &= s->zeroed;
       __atomic_store_n(&h->seg_header(p->page / kSegmentPages)->segments, p->segments, __ATOMIC_RELEASE);
+      if (p->zeroed) p->zeroed = punch_pages(h, seg * kSegmentPages + 1, 1);  // header now interior
       h->shadow[seg * kSegmentPages] = nullptr;
       meta_span_free(s);
       s = p;
@@ -442,11 +480,7 @@ void pages_free_huge(Heap *h, Span *s) {
   uint64_t seg = s->page / kSegmentPages;
   SegmentHeader *sh = h->seg_header(seg);
   __atomic_store_n(&sh->kind, kSegFree, __ATOMIC_RELEASE);  // the commit point
-  bool zeroed = false;
-  if (h->fd >= 0 || !h->region) {
-    punch_pages(h, s->page, s->pages);
-    zeroed = true;
-  }
+  bool zeroed = punch_pages(h, s->page, s->pages);
   memset(h->shadow + s->page, 0, uint64_t{s->pages} * sizeof(Span *));
   uint32_t count = s->segments;
   meta_span_free(s);
@@ -457,8 +491,7 @@ void pages_trim(Heap *h) {
   Guard g(h->page_lock);
   for (auto &bin : h->bins)
     for (Span *s = bin.head; s; s = s->next)
-      if (s->backed && !h->region) {
-        punch_pages(h, s->page, s->pages);
+      if (s->backed && punch_pages(h, s->page, s->pages)) {
         s->backed = h->fd < 0;
         s->zeroed = 1;
       }

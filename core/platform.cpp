@@ -6,7 +6,6 @@
 #include <linux/falloc.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -89,14 +88,10 @@ void discard_anon(void *addr, size_t size) {
   madvise(addr, size, MADV_DONTNEED);
 }
 
-void advise_free(void *addr, size_t size) {
-  ErrnoGuard g;
-  madvise(addr, size, MADV_DONTNEED);
-}
-
 int open_file(const char *path, bool create, bool writable, int *fd, bool *created) {
   ErrnoGuard g;
-  int mode = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW;
+  // O_NONBLOCK: opening a FIFO must not hang; it has no effect on the regular files we accept.
+  int mode = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
   *created = false;
   int f = open(path, mode);
   if (f < 0 && errno == ENOENT && create && writable) {
@@ -161,8 +156,16 @@ int punch_hole(int fd, uint64_t off, uint64_t len) {
 
 int lock_file(int fd) {
   ErrnoGuard g;
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0)
-    if (errno != EINTR) return fail();
+  // An open-file-description lock: inherited across fork like flock, kept across unrelated
+  // close() calls (unlike POSIX record locks), and queryable with F_OFD_GETLK without taking it.
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  while (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EACCES ? -EWOULDBLOCK : fail();
+  }
   return 0;
 }
 
@@ -234,36 +237,15 @@ const char *getenv_raw(const char *name) {
   return nullptr;
 }
 
-}  // namespace persist::os
-
-// ---- lock probe (tools) ------------------------------------------------------------------------
-namespace persist::os {
-
 int probe_lock(int fd) {
   ErrnoGuard g;
-  char path[32] = "/proc/self/fd/";
-  char digits[12];
-  int n = 0;
-  unsigned v = static_cast<unsigned>(fd);
-  do digits[n++] = static_cast<char>('0' + v % 10); while (v /= 10);
-  size_t len = strlen(path);
-  while (n) path[len++] = digits[--n];
-  path[len] = 0;
-  int probe = open(path, O_RDONLY | O_CLOEXEC);  // a new open file description of the same file
-  if (probe < 0) return fail();
-  int held;
-  for (;;) {
-    if (flock(probe, LOCK_SH | LOCK_NB) == 0) {
-      flock(probe, LOCK_UN);
-      held = 0;
-      break;
-    }
-    if (errno == EINTR) continue;
-    held = errno == EWOULDBLOCK ? 1 : fail();
-    break;
-  }
-  close(probe);
-  return held;
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  while (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+    if (errno != EINTR) return fail();
+  return fl.l_type == F_UNLCK ? 0 : 1;
 }
 
 }  // namespace persist::os

@@ -38,7 +38,8 @@ int truncate_file(int fd, uint64_t size);
 int allocate(int fd, uint64_t off, uint64_t len);
 // Give the disk blocks of [off, off+len) back; the range reads as zero afterwards.
 int punch_hole(int fd, uint64_t off, uint64_t len);
-// Exclusive, non-blocking lock on the open file description (flock): -EWOULDBLOCK when held.
+// Exclusive, non-blocking lock on the open file description (an OFD lock, never a POSIX record
+// lock): -EWOULDBLOCK when another open file description holds it.
 int lock_file(int fd);
 int file_owner_is_us(int fd);  // 1 when the file's owner is our effective uid, 0 if not, <0 error
 
@@ -57,17 +58,8 @@ void write_stderr(const char *msg);
 // (setuid/setgid: AT_SECURE) or when unset.
 const char *getenv_raw(const char *name);
 bool secure_mode();
-// Fault in nothing: advise the kernel that [addr, addr+size) of the heap mapping is free.
-void advise_free(void *addr, size_t size);
-
-}  // namespace persist::os
-
-// ---- lock probe (tools) ------------------------------------------------------------------------
-namespace persist::os {
-// Does another open file description hold an exclusive flock on the file open at fd? Probes with
-// a separate open of the same file (so a lock held through fd itself is neither converted nor
-// released) and flock(LOCK_SH|LOCK_NB), released at once. Returns 1 when held, 0 when not, or a
-// negative errno. The probe holds a shared lock for a moment: an owner whose LOCK_EX|LOCK_NB
-// lands in exactly that window sees the file busy.
+// Is the heap's lock (lock_file) held by another open file description? Asks the kernel
+// (F_OFD_GETLK) without taking the lock. 1 held, 0 not, or a negative errno.
 int probe_lock(int fd);
+
 }  // namespace persist::os

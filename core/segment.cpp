@@ -158,6 +158,7 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
   bool grown = false;
   uint64_t old_size = h->size.load(std::memory_order_relaxed);
   int rc = pages_take_free_segments(h, segments, &seg, zeroed);
+  if (rc && pages_release_kept(h)) rc = pages_take_free_segments(h, segments, &seg, zeroed);
   if (rc) {
     if ((rc = segment_grow(h, segments, &seg))) return rc;
     grown = true;

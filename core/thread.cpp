@@ -15,7 +15,16 @@
 namespace persist {
 
 Span g_empty_run{};  // free == nullptr: the fast path falls through to the slow path
-__thread ThreadHeap *tl_heaps[kMaxSlots + 1];
+// A thread heap that belongs to no heap (id 0) and owns nothing: TLS slots start out pointing at
+// it, so the fast paths need no null test (its id never matches, no run's owner is ever it).
+ThreadHeap g_no_thread_heap{};
+#define PERSIST_NO_TH &g_no_thread_heap
+__thread ThreadHeap *tl_heaps[kMaxSlots + 1] = {
+    PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH,
+    PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH,
+    PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH, PERSIST_NO_TH};
+#undef PERSIST_NO_TH
+static_assert(kMaxSlots + 1 == 17, "initialise every slot");
 
 namespace {
 
@@ -51,8 +60,8 @@ void thread_exit(void *) {
   tl_exiting = 1;
   for (unsigned i = 0; i < kMaxSlots; ++i) {
     ThreadHeap *th = tl_heaps[i];
-    tl_heaps[i] = nullptr;
-    if (!th || !th->thread_state) continue;
+    tl_heaps[i] = &g_no_thread_heap;
+    if (!th->thread_state) continue;
     retire(th->heap, th);
     meta_thread_heap_free(th);  // this thread is gone: nobody else points at it
   }
@@ -153,7 +162,7 @@ void thread_heaps_retire_all(Heap *h) {
     // Other threads may still hold this thread heap in their TLS (it fails their heap-id check);
     // only our own, or the shared one, can be recycled.
     if (h->slot < kMaxSlots && tl_heaps[h->slot] == th) {
-      tl_heaps[h->slot] = nullptr;
+      tl_heaps[h->slot] = &g_no_thread_heap;
       meta_thread_heap_free(th);
     } else if (th == h->shared_th) {
       meta_thread_heap_free(th);
@@ -181,6 +190,7 @@ void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
     if (!s) {
       int err = 0;
       s = pages_alloc_run(h, cls, &err);
+      if (!s && thread_release_empty_runs(h)) s = pages_alloc_run(h, cls, &err);
       if (!s) {
         th->cur[cls] = &g_empty_run;
         errno = ENOMEM;
@@ -207,6 +217,24 @@ void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s) {
     s->owner.store(nullptr, std::memory_order_release);
     pages_free_span(h, s);
   }
+}
+
+bool thread_release_empty_runs(Heap *h) {
+  ThreadHeap *th = h->slot < kMaxSlots ? tl_heaps[h->slot] : nullptr;
+  if (!th || th->heap_id != h->id) return false;
+  bool any = false;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    Span *s = th->cur[c];
+    if (s == &g_empty_run || s->used != 0 || s->notified.load(std::memory_order_acquire)) continue;
+    run_collect_remote(s);
+    if (s->used != 0) continue;
+    th->runs[c].remove(s);
+    th->cur[c] = &g_empty_run;
+    s->owner.store(nullptr, std::memory_order_release);
+    pages_free_span(h, s);
+    any = true;
+  }
+  return any;
 }
 
 void *small_alloc_shared(Heap *h, unsigned cls) {

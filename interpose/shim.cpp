@@ -6,8 +6,8 @@
 #include <cstring>
 #include <new>
 
+#include "alloc_fast.h"
 #include "bootstrap.h"
-#include "heap.h"
 
 // libstdc++ is reached through weak references so that C programs do not depend on it.
 namespace std {
@@ -27,7 +27,7 @@ constexpr size_t kPage = 4096;
 
 inline void *do_malloc(size_t n) {
   Heap *h = process_heap();
-  if (__builtin_expect(h != nullptr, 1)) return persist::heap_malloc(h, n);
+  if (__builtin_expect(h != nullptr, 1)) return persist::heap_malloc_fast(h, n);
   void *p = persist::shim::boot_alloc(n, 16);
   if (!p) errno = ENOMEM;
   return p;
@@ -44,7 +44,7 @@ inline void *do_aligned(size_t align, size_t n) {
 inline void do_free(void *p) {
   if (!p) return;
   Heap *h = persist::shim::g_heap.load(std::memory_order_relaxed);
-  if (__builtin_expect(h && h->contains(p), 1)) return persist::heap_free(h, p);
+  if (__builtin_expect(h && h->contains(p), 1)) return persist::heap_free_fast(h, p);
   if (persist::shim::boot_contains(p)) return;  // bootstrap blocks are never reused
   persist::shim::foreign_free(p);
 }
