@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# setup.sh — install the Debian packages libpersist needs, then configure and build into build/.
+# Idempotent: apt runs only when a package is missing; the build is incremental.
+# Works on a fresh Debian 12 machine as root (or through sudo).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PACKAGES=(
+  build-essential cmake         # compiler, make, CMake
+  libgtest-dev libgmock-dev     # the test suite (GoogleTest through CTest)
+  libunwind-dev                 # allocation-site backtraces
+  libjemalloc-dev               # the benchmark baseline
+  python3 perl sqlite3          # real programs the integration tests run under the shim
+  git bash
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+cmake -S . -B build
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,177 @@
+// output.cpp — formatting helpers and the JSON writer shared by the subcommands (see tool.h).
+#include <ctime>
+
+#include "tool.h"
+
+namespace persist::tool {
+
+std::string fmt_bytes(uint64_t bytes) {
+  static const char *const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  std::string s = std::to_string(bytes);
+  if (bytes < 1024) return s;
+  double v = static_cast<double>(bytes);
+  int u = -1;
+  while (v >= 1024 && u < 5) v /= 1024, ++u;
+  char buf[32];
+  snprintf(buf, sizeof buf, " (%.1f %s)", v, kUnits[u]);
+  return s + buf;
+}
+
+std::string fmt_hex(uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string fmt_uuid(const uint8_t uuid[16]) {
+  std::string s;
+  char buf[4];
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+    snprintf(buf, sizeof buf, "%02x", uuid[i]);
+    s += buf;
+  }
+  return s;
+}
+
+std::string fmt_time_ns(uint64_t ns) {
+  if (ns == 0) return "-";
+  time_t secs = static_cast<time_t>(ns / 1000000000u);
+  struct tm tm;
+  if (!gmtime_r(&secs, &tm)) return std::to_string(ns) + " ns";
+  char buf[64];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (n == 0) return std::to_string(ns) + " ns";
+  snprintf(buf + n, sizeof buf - n, ".%03uZ", static_cast<unsigned>(ns % 1000000000u / 1000000u));
+  return buf;
+}
+
+std::string printable(const std::string &s) {
+  std::string out;
+  char buf[8];
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// ---- reports -----------------------------------------------------------------------------------
+
+int report_unreadable(const char *path, int code, const Msg &why, bool json) {
+  fprintf(stderr, "persist: %s\n", why.str());
+  if (json) {
+    Json j(stdout);
+    j.begin_object();
+    j.str("file", path);
+    j.boolean("readable", false);
+    j.str("error", why.str());
+    j.snum("code", code);
+    j.end_object();
+  }
+  return kExitUnreadable;
+}
+
+// ---- Json -------------------------------------------------------------------------------------
+
+namespace {
+
+void put_string(FILE *out, const std::string &s) {
+  fputc('"', out);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': fputs("\\\"", out); break;
+      case '\\': fputs("\\\\", out); break;
+      case '\n': fputs("\\n", out); break;
+      case '\t': fputs("\\t", out); break;
+      case '\r': fputs("\\r", out); break;
+      default:
+        // Control bytes and bytes >= 0x80 (heap contents are not guaranteed UTF-8) as \u00XX,
+        // so the output is always valid JSON.
+        if (c < 0x20 || c >= 0x7f) fprintf(out, "\\u%04x", c);
+        else fputc(c, out);
+    }
+  }
+  fputc('"', out);
+}
+
+}  // namespace
+
+Json::~Json() {
+  while (!first_.empty()) close();
+  fputc('\n', out_);
+  fflush(out_);
+}
+
+void Json::item(const char *key) {
+  if (!first_.empty()) {
+    fputs(first_.back() ? "\n" : ",\n", out_);
+    first_.back() = false;
+    for (size_t i = 0; i < first_.size(); ++i) fputs("  ", out_);
+  }
+  if (key) {
+    put_string(out_, key);
+    fputs(": ", out_);
+  }
+}
+
+void Json::close() {
+  bool empty = first_.back();
+  char c = closer_.back();
+  first_.pop_back();
+  closer_.pop_back();
+  if (!empty) {
+    fputc('\n', out_);
+    for (size_t i = 0; i < first_.size(); ++i) fputs("  ", out_);
+  }
+  fputc(c, out_);
+}
+
+void Json::begin_object(const char *key) {
+  item(key);
+  fputc('{', out_);
+  first_.push_back(true);
+  closer_.push_back('}');
+}
+
+void Json::end_object() { close(); }
+
+void Json::begin_array(const char *key) {
+  item(key);
+  fputc('[', out_);
+  first_.push_back(true);
+  closer_.push_back(']');
+}
+
+void Json::end_array() { close(); }
+
+void Json::str(const char *key, const std::string &v) {
+  item(key);
+  put_string(out_, v);
+}
+
+void Json::num(const char *key, uint64_t v) {
+  item(key);
+  fprintf(out_, "%llu", static_cast<unsigned long long>(v));
+}
+
+void Json::snum(const char *key, int64_t v) {
+  item(key);
+  fprintf(out_, "%lld", static_cast<long long>(v));
+}
+
+void Json::boolean(const char *key, bool v) {
+  item(key);
+  fputs(v ? "true" : "false", out_);
+}
+
+void Json::null(const char *key) {
+  item(key);
+  fputs("null", out_);
+}
+
+}  // namespace persist::tool
