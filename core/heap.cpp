@@ -58,6 +58,7 @@ void release_spans(Heap *h) {
 
 // Release everything open() set up (not the file's contents).
 void teardown(Heap *h) {
+  fork_unregister(h);
   release_spans(h);
   if (h->shadow) os::unmap(h->shadow, h->shadow_bytes);
   if (h->segs) os::unmap(h->segs, h->segs_bytes);
@@ -86,6 +87,7 @@ int finish_open(Heap *h) {
   if (rc) return rc;
   int slot = slot_acquire();
   h->slot = static_cast<unsigned>(slot);
+  fork_register(h);
   return 0;
 }
 
@@ -118,7 +120,12 @@ int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flag
     teardown(h);
     return rc;
   }
-  if (!(flags & PERSIST_OPEN_NOLOCK) && (rc = os::lock_file(h->fd))) {
+  if ((rc = os::file_owner_is_us(h->fd)) <= 0) {
+    if (rc == 0) why->add(path).add(" belongs to another user"), rc = -EPERM;
+    teardown(h);
+    return rc;
+  }
+  if (!(flags & PERSIST_OPEN_NOLOCK) && (rc = os::lock_file(h->fd, flags & PERSIST_OPEN_WAIT))) {
     if (rc == -EWOULDBLOCK) why->add(path).add(" is in use by another process"), rc = PERSIST_E_BUSY;
     else why->add("cannot lock ").add(path).add(": ").add(persist_strerror(rc));
     teardown(h);

@@ -16,14 +16,13 @@
 //   the heap file's flock  >  roots_lock  >  threads_lock  >  pool_lock  >  page_lock  >  super_lock
 #pragma once
 
-#include <pthread.h>
-
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 #include "layout.h"
 #include "msg.h"
+#include "platform.h"
 #include "sizeclass.h"
 #include "walk.h"
 
@@ -38,14 +37,34 @@ struct Block {
   Block *next;
 };
 
+// A futex-based mutex of our own: pthread_mutex_lock can be interposed (sanitizer runtimes do,
+// and their real pointer is still null when ld.so first calls malloc), and this lock is taken
+// inside malloc. 0 free, 1 held, 2 held with waiters.
 class Lock {
  public:
-  void lock() { pthread_mutex_lock(&m_); }
-  void unlock() { pthread_mutex_unlock(&m_); }
-  void reset() { pthread_mutex_init(&m_, nullptr); }  // after fork in the child
+  void lock() {
+    int c = 0;
+    if (__builtin_expect(state_.compare_exchange_strong(c, 1, std::memory_order_acquire), 1)) return;
+    lock_slow(c);
+  }
+  void unlock() {
+    if (__builtin_expect(state_.exchange(0, std::memory_order_release) == 2, 0)) os::futex_wake(&state_);
+  }
 
  private:
-  pthread_mutex_t m_ = PTHREAD_MUTEX_INITIALIZER;
+  void lock_slow(int c) {
+    for (int spin = 0; spin < 100 && c != 0; ++spin) {
+      __builtin_ia32_pause();
+      c = state_.load(std::memory_order_relaxed);
+      if (c == 0 && state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
+    }
+    if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
+    while (c != 0) {
+      os::futex_wait(&state_, 2);
+      c = state_.exchange(2, std::memory_order_acquire);
+    }
+  }
+  std::atomic<int> state_{0};
 };
 
 class Guard {
@@ -162,6 +181,11 @@ struct Heap : persist_heap {
   Superblock sb{};
   Lock super_lock;
 
+  // -- the process's registry of open heaps (fork.cpp)
+  Heap *next_open = nullptr;
+  void *fork_copy = nullptr;  // prepare: the extent copied for the child
+  uint64_t fork_bytes = 0;
+
   Image image() const;
   uint8_t *at(uint64_t off) const { return base + off; }
   uint64_t off(const void *p) const { return static_cast<uint64_t>(static_cast<const uint8_t *>(p) - base); }
@@ -196,6 +220,8 @@ ThreadHeap *meta_thread_heap_new();
 void meta_thread_heap_free(ThreadHeap *t);
 Heap *meta_heap_new();
 void meta_heap_free(Heap *h);
+void meta_lock_all();    // fork: the metadata pools' locks (innermost of all)
+void meta_unlock_all();
 
 // ---- segment.cpp: extent, growth, discovery (page_lock held unless said otherwise)
 int segment_format_first(Heap *h);
@@ -249,6 +275,10 @@ void *heap_realloc(Heap *h, void *p, size_t size);
 void *heap_aligned(Heap *h, size_t align, size_t size);
 void heap_free(Heap *h, void *p);
 size_t heap_usable_size(Heap *h, const void *p);
+
+// ---- fork.cpp: open heaps across fork (the child gets a private copy; the file is the parent's)
+void fork_register(Heap *h);    // at open
+void fork_unregister(Heap *h);  // at close
 
 // ---- roots.cpp
 void *roots_find_or_create(Heap *h, const char *tag, size_t size, int *err);

@@ -38,6 +38,8 @@ class ObjectPool {
     bump_ += size_;
     return p;  // fresh anonymous memory is zero
   }
+  void lock() { lock_.lock(); }
+  void unlock() { lock_.unlock(); }
   void put(void *p) {
     Guard g(lock_);
     auto *n = static_cast<FreeNode *>(p);
@@ -77,6 +79,18 @@ Heap *meta_heap_new() {
   void *p = g_heaps.get();
   return p ? new (p) Heap() : nullptr;
 }
+void meta_lock_all() {
+  g_heaps.lock();
+  g_threads.lock();
+  g_spans.lock();
+}
+
+void meta_unlock_all() {
+  g_spans.unlock();
+  g_threads.unlock();
+  g_heaps.unlock();
+}
+
 void meta_heap_free(Heap *h) {
   h->~Heap();
   g_heaps.put(h);

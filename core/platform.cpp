@@ -1,4 +1,5 @@
-// platform.cpp — the only file of the core that calls the OS directly (see platform.h).
+// platform.cpp — the only file of the core that calls the OS directly (see platform.h). It makes
+// raw system calls rather than calling libc's wrappers, which other libraries may interpose.
 #include "platform.h"
 
 #include <errno.h>
@@ -8,9 +9,13 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <type_traits>
 
 extern char **environ;
 
@@ -25,16 +30,40 @@ struct ErrnoGuard {
 
 int fail() { return errno ? -errno : -EIO; }
 
+// Raw system calls: other libraries (sanitizer runtimes, tracers) interpose libc's wrappers, and
+// may not be able to serve them yet when ld.so makes its first malloc. -errno on failure.
+template <class T>
+long arg(T v) {
+  if constexpr (std::is_pointer_v<T>) return reinterpret_cast<long>(v);
+  else if constexpr (std::is_null_pointer_v<T>) return 0;
+  else return static_cast<long>(v);
+}
+
+template <class... A>
+long sys(long nr, A... args) {
+  long r = syscall(nr, arg(args)...);
+  return r == -1 ? -static_cast<long>(errno ? errno : EIO) : r;
+}
+
+void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  long r = sys(SYS_mmap, reinterpret_cast<long>(addr), len, prot, flags, fd, off);
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return MAP_FAILED;
+  }
+  return reinterpret_cast<void *>(r);
+}
+
 }  // namespace
 
 int reserve(uintptr_t addr, size_t size, void **out) {
   ErrnoGuard g;
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   if (addr) flags |= MAP_FIXED_NOREPLACE;
-  void *p = mmap(reinterpret_cast<void *>(addr), size, PROT_NONE, flags, -1, 0);
+  void *p = sys_mmap(reinterpret_cast<void *>(addr), size, PROT_NONE, flags, -1, 0);
   if (p == MAP_FAILED) return fail();
   if (addr && reinterpret_cast<uintptr_t>(p) != addr) {  // kernels before 4.17 ignore the flag
-    munmap(p, size);
+    sys(SYS_munmap, p, size);
     return -EEXIST;
   }
   *out = p;
@@ -44,13 +73,13 @@ int reserve(uintptr_t addr, size_t size, void **out) {
 int map_file(void *addr, size_t size, int fd, bool writable) {
   ErrnoGuard g;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void *p = mmap(addr, size, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, 0);
+  void *p = sys_mmap(addr, size, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, 0);
   return p == MAP_FAILED ? fail() : 0;
 }
 
 int map_file_readonly(int fd, size_t size, const void **out) {
   ErrnoGuard g;
-  void *p = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  void *p = sys_mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return fail();
   *out = p;
   return 0;
@@ -58,8 +87,8 @@ int map_file_readonly(int fd, size_t size, const void **out) {
 
 int map_anon(size_t size, void **out) {
   ErrnoGuard g;
-  void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *p = sys_mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return fail();
   *out = p;
   return 0;
@@ -68,24 +97,43 @@ int map_anon(size_t size, void **out) {
 int map_anon_at(uintptr_t addr, size_t size, void **out) {
   ErrnoGuard g;
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (addr ? MAP_FIXED_NOREPLACE : 0);
-  void *p = mmap(reinterpret_cast<void *>(addr), size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  void *p = sys_mmap(reinterpret_cast<void *>(addr), size, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED) return fail();
   if (addr && reinterpret_cast<uintptr_t>(p) != addr) {
-    munmap(p, size);
+    sys(SYS_munmap, p, size);
     return -EEXIST;
   }
   *out = p;
   return 0;
 }
 
+int move_mapping(void *from, size_t size, void *to) {
+  ErrnoGuard g;
+  long r = sys(SYS_mremap, from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  return r < 0 && r > -4096 ? static_cast<int>(r) : 0;
+}
+
+int map_file_private(void *addr, size_t size, int fd) {
+  ErrnoGuard g;
+  void *p = sys_mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, 0);
+  return p == MAP_FAILED ? fail() : 0;
+}
+
+int map_anon_fixed(void *addr, size_t size) {
+  ErrnoGuard g;
+  void *p = sys_mmap(addr, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  return p == MAP_FAILED ? fail() : 0;
+}
+
 int unmap(const void *addr, size_t size) {
   ErrnoGuard g;
-  return munmap(const_cast<void *>(addr), size) ? fail() : 0;
+  return static_cast<int>(sys(SYS_munmap, addr, size));
 }
 
 void discard_anon(void *addr, size_t size) {
   ErrnoGuard g;
-  madvise(addr, size, MADV_DONTNEED);
+  sys(SYS_madvise, addr, size, MADV_DONTNEED);
 }
 
 int open_file(const char *path, bool create, bool writable, int *fd, bool *created) {
@@ -93,68 +141,62 @@ int open_file(const char *path, bool create, bool writable, int *fd, bool *creat
   // O_NONBLOCK: opening a FIFO must not hang; it has no effect on the regular files we accept.
   int mode = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
   *created = false;
-  int f = open(path, mode);
-  if (f < 0 && errno == ENOENT && create && writable) {
-    f = open(path, mode | O_CREAT | O_EXCL, 0600);
+  long f = sys(SYS_openat, AT_FDCWD, path, mode, 0);
+  if (f == -ENOENT && create && writable) {
+    f = sys(SYS_openat, AT_FDCWD, path, mode | O_CREAT | O_EXCL, 0600);
     if (f >= 0) *created = true;
-    else if (errno == EEXIST) f = open(path, mode);  // lost a race with another creator
+    else if (f == -EEXIST) f = sys(SYS_openat, AT_FDCWD, path, mode, 0);  // lost a creation race
   }
-  if (f < 0) return fail();
+  if (f < 0) return static_cast<int>(f);
   struct stat st;
-  if (fstat(f, &st) != 0) {
-    int e = fail();
-    close(f);
-    return e;
+  long rc = sys(SYS_fstat, f, &st);
+  if (rc < 0 || !S_ISREG(st.st_mode)) {
+    sys(SYS_close, f);
+    return rc < 0 ? static_cast<int>(rc) : S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
   }
-  if (!S_ISREG(st.st_mode)) {
-    close(f);
-    return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-  }
-  *fd = f;
+  *fd = static_cast<int>(f);
   return 0;
 }
 
 int close_file(int fd) {
   ErrnoGuard g;
-  return close(fd) ? fail() : 0;
+  return static_cast<int>(sys(SYS_close, fd));
 }
 
 int file_size(int fd, uint64_t *size) {
   ErrnoGuard g;
   struct stat st;
-  if (fstat(fd, &st) != 0) return fail();
+  long rc = sys(SYS_fstat, fd, &st);
+  if (rc < 0) return static_cast<int>(rc);
   *size = static_cast<uint64_t>(st.st_size);
   return 0;
 }
 
 int truncate_file(int fd, uint64_t size) {
   ErrnoGuard g;
-  while (ftruncate(fd, static_cast<off_t>(size)) != 0)
-    if (errno != EINTR) return fail();
-  return 0;
+  long rc;
+  while ((rc = sys(SYS_ftruncate, fd, size)) == -EINTR) {
+  }
+  return static_cast<int>(rc);
 }
 
 int allocate(int fd, uint64_t off, uint64_t len) {
   ErrnoGuard g;
-  for (;;) {
-    if (fallocate(fd, 0, static_cast<off_t>(off), static_cast<off_t>(len)) == 0) return 0;
-    if (errno == EINTR) continue;
-    if (errno != EOPNOTSUPP) return fail();
-    // File systems without fallocate: posix_fallocate emulates it by writing (returns errno).
-    int e = posix_fallocate(fd, static_cast<off_t>(off), static_cast<off_t>(len));
-    return e ? -e : 0;
+  long rc;
+  while ((rc = sys(SYS_fallocate, fd, 0, off, len)) == -EINTR) {
   }
+  if (rc != -EOPNOTSUPP) return static_cast<int>(rc);
+  // File systems without fallocate: posix_fallocate emulates it by writing (returns errno).
+  int e = posix_fallocate(fd, static_cast<off_t>(off), static_cast<off_t>(len));
+  return e ? -e : 0;
 }
 
 int punch_hole(int fd, uint64_t off, uint64_t len) {
   ErrnoGuard g;
-  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                static_cast<off_t>(len)) == 0)
-    return 0;
-  return fail();
+  return static_cast<int>(sys(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len));
 }
 
-int lock_file(int fd) {
+int lock_file(int fd, bool wait) {
   ErrnoGuard g;
   // An open-file-description lock: inherited across fork like flock, kept across unrelated
   // close() calls (unlike POSIX record locks), and queryable with F_OFD_GETLK without taking it.
@@ -162,39 +204,51 @@ int lock_file(int fd) {
   memset(&fl, 0, sizeof fl);
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
-  while (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-    if (errno == EINTR) continue;
-    return errno == EAGAIN || errno == EACCES ? -EWOULDBLOCK : fail();
+  long rc;
+  while ((rc = sys(SYS_fcntl, fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl)) == -EINTR) {
   }
-  return 0;
+  return rc == -EAGAIN || rc == -EACCES ? -EWOULDBLOCK : static_cast<int>(rc);
 }
 
 int file_owner_is_us(int fd) {
   ErrnoGuard g;
   struct stat st;
-  if (fstat(fd, &st) != 0) return fail();
-  return st.st_uid == geteuid() ? 1 : 0;
+  long rc = sys(SYS_fstat, fd, &st);
+  if (rc < 0) return static_cast<int>(rc);
+  return st.st_uid == static_cast<uid_t>(sys(SYS_geteuid)) ? 1 : 0;
 }
 
 int sync_range(void *addr, size_t size) {
   ErrnoGuard g;
-  return msync(addr, size, MS_SYNC) ? fail() : 0;
+  return static_cast<int>(sys(SYS_msync, addr, size, MS_SYNC));
 }
 
 int sync_file(int fd) {
   ErrnoGuard g;
-  return fsync(fd) ? fail() : 0;
+  return static_cast<int>(sys(SYS_fsync, fd));
+}
+
+void futex_wait(std::atomic<int> *word, int expected) {
+  ErrnoGuard g;
+  sys(SYS_futex, reinterpret_cast<int *>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+
+void futex_wake(std::atomic<int> *word) {
+  ErrnoGuard g;
+  sys(SYS_futex, reinterpret_cast<int *>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
 uint64_t now_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  ErrnoGuard g;
+  struct timespec ts = {0, 0};
+  sys(SYS_clock_gettime, CLOCK_REALTIME, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 uint64_t monotonic_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ErrnoGuard g;
+  struct timespec ts = {0, 0};
+  sys(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
@@ -202,24 +256,26 @@ void random_bytes(void *buf, size_t len) {
   ErrnoGuard g;
   auto *p = static_cast<unsigned char *>(buf);
   while (len) {
-    ssize_t n = getrandom(p, len, GRND_NONBLOCK);
+    // The raw system call: sanitizer runtimes intercept getrandom() and cannot serve it yet when
+    // ld.so makes the first malloc.
+    long n = syscall(SYS_getrandom, p, len, GRND_NONBLOCK);
     if (n <= 0) break;
     p += n, len -= static_cast<size_t>(n);
   }
-  uint64_t x = now_ns() ^ (static_cast<uint64_t>(getpid()) << 32);
+  uint64_t x = now_ns() ^ (static_cast<uint64_t>(sys(SYS_getpid)) << 32);
   for (; len; --len, ++p) {  // no entropy available: a time/pid mix is good enough for a uuid
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     *p = static_cast<unsigned char>(x);
   }
 }
 
-int getpid_cached() { return static_cast<int>(getpid()); }
+int getpid_cached() { return static_cast<int>(sys(SYS_getpid)); }
 
 void write_stderr(const char *msg, size_t len) {
   ErrnoGuard g;
   while (len) {
-    ssize_t n = write(2, msg, len);
-    if (n < 0 && errno == EINTR) continue;
+    long n = sys(SYS_write, 2, msg, len);
+    if (n == -EINTR) continue;
     if (n <= 0) return;
     msg += n, len -= static_cast<size_t>(n);
   }
@@ -243,8 +299,10 @@ int probe_lock(int fd) {
   memset(&fl, 0, sizeof fl);
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
-  while (fcntl(fd, F_OFD_GETLK, &fl) != 0)
-    if (errno != EINTR) return fail();
+  long rc;
+  while ((rc = sys(SYS_fcntl, fd, F_OFD_GETLK, &fl)) == -EINTR) {
+  }
+  if (rc < 0) return static_cast<int>(rc);
   return fl.l_type == F_UNLCK ? 0 : 1;
 }
 

@@ -6,6 +6,7 @@
 // restored), and all are safe to call before the C runtime's constructors have run.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,6 +25,12 @@ int map_anon(size_t size, void **out);
 // The same at addr exactly (MAP_FIXED_NOREPLACE), or anywhere when addr is 0.
 int map_anon_at(uintptr_t addr, size_t size, void **out);
 int unmap(const void *addr, size_t size);
+// Move the anonymous mapping [from, from+size) to exactly `to`, replacing what is there
+// (mremap MREMAP_FIXED: one atomic step).
+int move_mapping(void *from, size_t size, void *to);
+// Replace [addr, addr+size) by a private (copy-on-write) mapping of fd, or by anonymous memory.
+int map_file_private(void *addr, size_t size, int fd);
+int map_anon_fixed(void *addr, size_t size);
 // Return anonymous pages to the OS; they read as zero afterwards.
 void discard_anon(void *addr, size_t size);
 
@@ -40,12 +47,16 @@ int allocate(int fd, uint64_t off, uint64_t len);
 int punch_hole(int fd, uint64_t off, uint64_t len);
 // Exclusive, non-blocking lock on the open file description (an OFD lock, never a POSIX record
 // lock): -EWOULDBLOCK when another open file description holds it.
-int lock_file(int fd);
+int lock_file(int fd, bool wait = false);  // wait: block until it is free
 int file_owner_is_us(int fd);  // 1 when the file's owner is our effective uid, 0 if not, <0 error
 
 // Durability: msync(MS_SYNC) of a mapped range, then fsync of the file.
 int sync_range(void *addr, size_t size);
 int sync_file(int fd);
+
+// Futexes (the core's own mutex, heap.h): wait while *word == expected; wake one waiter.
+void futex_wait(std::atomic<int> *word, int expected);
+void futex_wake(std::atomic<int> *word);
 
 // Misc.
 uint64_t now_ns();         // CLOCK_REALTIME

@@ -5,7 +5,14 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
+#include <cstdlib>
 #include <cstring>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "../core/include/persist.h"
 #include "api.h"
@@ -27,38 +34,70 @@ std::atomic<pthread_t> g_init_thread{};
 
 void say(const Msg &m) { os::write_stderr(m.str(), m.size()); }
 
+const char *sanitizer_loaded() {
+  static const char *const kRuntimes[][2] = {{"__asan_init", "AddressSanitizer"},
+                                             {"__tsan_init", "ThreadSanitizer"},
+                                             {"__msan_init", "MemorySanitizer"},
+                                             {"__hwasan_init", "HWAddressSanitizer"}};
+  for (const auto &r : kRuntimes)
+    if (dlsym(RTLD_DEFAULT, r[0])) return r[1];
+  return nullptr;
+}
+
+[[noreturn]] void fatal(const char *what) {
+  Msg m;
+  m.add("libpersist: fatal (PERSIST_STRICT or PERSIST_ON_BUSY=fail): ").add(what).add("\n");
+  say(m);
+  abort();
+}
+
+Heap *volatile_heap(const Options &o) {
+  Heap *h = nullptr;
+  Msg why;
+  if (heap_open_anonymous(0, o.max, &h, &why) != 0) {
+    Msg m;
+    m.add("libpersist: cannot even create a volatile heap: ").add(why.str()).add("\n");
+    say(m);
+    return nullptr;
+  }
+  return h;
+}
+
 Heap *open_process_heap() {
   Options o;
   options_load(&o);
+  if (o.secure) return volatile_heap(o);  // setuid/setgid programs never persist
+  if (const char *san = sanitizer_loaded()) {
+    // A sanitizer replaces malloc for most of the program: blocks would come from two heaps.
+    Msg m;
+    m.add("libpersist: the ").add(san).add(" runtime is loaded and replaces malloc: not persisting\n");
+    say(m);
+    return volatile_heap(o);
+  }
   if (o.verbose) options_print(o);
   Heap *h = nullptr;
   Msg why;
-  int rc = heap_open_file(o.file, o.addr, o.max, PERSIST_OPEN_CREATE, &h, &why);
+  unsigned flags = PERSIST_OPEN_CREATE | (o.on_busy == kBusyWait ? unsigned{PERSIST_OPEN_WAIT} : 0u);
+  int rc = heap_open_file(o.file, o.addr, o.max, flags, &h, &why);
   if (rc == 0) {
     if (o.verbose) {
       Msg m;
       m.add("libpersist: heap ").add(o.file).add(" at ").hex(reinterpret_cast<uintptr_t>(h->base))
           .add(", ").dec(h->size.load()).add(" bytes, ")
-          .add(h->clean_at_open ? "closed cleanly" : "not closed cleanly (recovering lazily)")
+          .add(h->sb.opens <= 1 ? "new" : h->clean_at_open ? "closed cleanly" : "not closed cleanly")
           .add("\n");
       say(m);
     }
     api_set_default_heap(h);
     return h;
   }
+  const char *reason = why.empty() ? persist_strerror(rc) : why.str();
+  if (o.strict || (rc == PERSIST_E_BUSY && o.on_busy == kBusyFail)) fatal(reason);
   // Never die for persistence: run on a volatile heap and say why, once.
   Msg m;
-  m.add("libpersist: not persisting: ").add(why.empty() ? persist_strerror(rc) : why.str())
-      .add("; running on a volatile heap\n");
+  m.add("libpersist: not persisting: ").add(reason).add("; running on a volatile heap\n");
   say(m);
-  Msg why2;
-  if (heap_open_anonymous(0, o.max, &h, &why2) != 0) {
-    Msg m2;
-    m2.add("libpersist: cannot even create a volatile heap: ").add(why2.str()).add("\n");
-    say(m2);
-    return nullptr;
-  }
-  return h;
+  return volatile_heap(o);
 }
 
 Heap *default_provider() { return process_heap(); }
@@ -70,10 +109,31 @@ __attribute__((destructor)) void at_exit() {
   if (h && h->persistent) heap_mark_clean(h);
 }
 
-// Make sure the heap is opened (and the atexit hook armed) even if the program never allocates.
+// Is another allocator the one that runs? Valgrind redirects every malloc symbol to its own
+// (even though dlsym still names us, PRELOAD.md §9); a library earlier in the lookup order than
+// us wins the symbols; both mean nothing this process allocates is persisted.
+void detect_other_allocator() {
+  void *p = malloc(1);  // through the PLT: whichever malloc really wins
+  Heap *h = g_heap.load(std::memory_order_acquire);
+  bool ours = h && h->contains(p);
+  free(p);
+  if (ours) return;
+  Msg m;
+  if (RUNNING_ON_VALGRIND)
+    m.add("libpersist: valgrind replaces malloc, so nothing is persisted (run with "
+          "--soname-synonyms=somalloc=nouserintercepts to keep libpersist's allocator)\n");
+  else
+    m.add("libpersist: another allocator comes first in the symbol lookup order (a library loaded "
+          "before libpersist defines malloc), so nothing is persisted\n");
+  say(m);
+}
+
+// Open the heap (and arm the exit hook) even if the program never allocates, and check that our
+// malloc is the one that runs.
 __attribute__((constructor)) void at_start() {
   api_set_default_provider(default_provider);
   process_heap();
+  detect_other_allocator();
 }
 
 }  // namespace

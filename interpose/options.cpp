@@ -14,7 +14,7 @@ extern "C" char *program_invocation_short_name;  // glibc: set before any constr
 namespace persist::shim {
 namespace {
 
-enum Kind { kPath, kAddress, kSize, kBool };
+enum Kind { kPath, kAddress, kSize, kBool, kChoice };
 
 struct OptionRow {
   const char *name;
@@ -33,7 +33,12 @@ constexpr OptionRow kTable[] = {
     {"PERSIST_MAX", kSize, "64G", 64 << 20, uint64_t{64} << 40,
      "address range reserved for the heap: the most it may grow to (K/M/G/T suffixes)"},
     {"PERSIST_VERBOSE", kBool, "0", 0, 1, "print the configuration and the heap opened"},
+    {"PERSIST_STRICT", kBool, "0", 0, 1,
+     "make failing to persist fatal instead of running on a volatile heap"},
+    {"PERSIST_ON_BUSY", kChoice, "volatile", 0, 2,
+     "when another process holds the heap: volatile (private heap, one line on stderr), wait, fail"},
 };
+constexpr const char *kBusyNames[] = {"volatile", "wait", "fail"};
 
 void warn(const char *name, const char *value, const char *why) {
   Msg m;
@@ -145,10 +150,25 @@ uint64_t size_option(const char *name) {
   return v;
 }
 
+bool bool_option(const char *name) {
+  bool v = false;
+  parse_bool(row(name).default_value, &v);
+  const char *s = os::getenv_raw(name);
+  if (s && !parse_bool(s, &v)) {
+    warn(name, s, "not a boolean (1/0, yes/no, on/off, true/false)");
+    parse_bool(row(name).default_value, &v);
+  }
+  return v;
+}
+
 }  // namespace
 
 void options_load(Options *o) {
   memset(o, 0, sizeof *o);
+  if (os::secure_mode()) {  // setuid/setgid: read nothing, persist nothing
+    o->secure = true;
+    return;
+  }
   const char *file = os::getenv_raw("PERSIST_FILE");
   if (!file || !*file) file = row("PERSIST_FILE").default_value;
   if (!expand_path(file, o->file, sizeof o->file)) {
@@ -157,14 +177,23 @@ void options_load(Options *o) {
   }
   o->addr = size_option("PERSIST_ADDR");
   o->max = size_option("PERSIST_MAX");
-  const char *v = os::getenv_raw("PERSIST_VERBOSE");
-  if (v && !parse_bool(v, &o->verbose)) warn("PERSIST_VERBOSE", v, "not a boolean (1/0, yes/no, on/off)");
+  o->verbose = bool_option("PERSIST_VERBOSE");
+  o->strict = bool_option("PERSIST_STRICT");
+  o->on_busy = kBusyVolatile;
+  if (const char *b = os::getenv_raw("PERSIST_ON_BUSY"); b && *b) {
+    int found = -1;
+    for (int i = 0; i < 3; ++i)
+      if (strcasecmp(b, kBusyNames[i]) == 0) found = i;
+    if (found < 0) warn("PERSIST_ON_BUSY", b, "not one of volatile, wait, fail");
+    else o->on_busy = found;
+  }
 }
 
 void options_print(const Options &o) {
   Msg m;
   m.add("libpersist: PERSIST_FILE=").add(o.file).add(" PERSIST_ADDR=").hex(o.addr)
-      .add(" PERSIST_MAX=").dec(o.max).add(" PERSIST_VERBOSE=1\n");
+      .add(" PERSIST_MAX=").dec(o.max).add(" PERSIST_STRICT=").dec(o.strict)
+      .add(" PERSIST_ON_BUSY=").add(kBusyNames[o.on_busy]).add(" PERSIST_VERBOSE=1\n");
   os::write_stderr(m.str(), m.size());
 }
 

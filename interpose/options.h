@@ -11,7 +11,12 @@ struct Options {
   uint64_t addr;       // PERSIST_ADDR (0: the default base)
   uint64_t max;        // PERSIST_MAX (0: the default reserve)
   bool verbose;        // PERSIST_VERBOSE
+  bool strict;         // PERSIST_STRICT: failing to persist is fatal
+  int on_busy;         // PERSIST_ON_BUSY: OnBusy
+  bool secure;         // AT_SECURE: nothing was read, nothing is persisted
 };
+
+enum OnBusy { kBusyVolatile = 0, kBusyWait = 1, kBusyFail = 2 };
 
 // Parse the environment into `o`. Bad values are reported (one line each on stderr) and replaced
 // by their defaults; the program never stops for a bad variable.

@@ -63,9 +63,9 @@ typedef struct persist_heap persist_heap_t;
 
 enum {
   PERSIST_OPEN_CREATE = 1u << 0,   /* create the file (or format the region) if it is new      */
-  PERSIST_OPEN_READONLY = 1u << 1, /* reserved for archeology (not yet supported by open)      */
   PERSIST_OPEN_NOLOCK = 1u << 2,   /* do not take the file lock (caller guarantees exclusion)  */
-  PERSIST_OPEN_VOLATILE = 1u << 3  /* anonymous memory: a heap that is not persisted at all    */
+  PERSIST_OPEN_VOLATILE = 1u << 3, /* anonymous memory: a heap that is not persisted at all    */
+  PERSIST_OPEN_WAIT = 1u << 4      /* wait for another process to release the file            */
 };
 
 typedef struct persist_options {
