@@ -219,6 +219,16 @@ int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st) {
   return 0;
 }
 
+int persist_heap_gc(persist_heap_t *heap, int dry_run, uint64_t *freed_bytes) {
+  if (!heap) return set_errno(-EINVAL);
+  persist::GcReport rep;
+  persist::Msg why;
+  int rc = persist::heap_collect(as_heap(heap), dry_run != 0, &rep, &why);
+  if (rc) return set_errno(rc);
+  if (freed_bytes) *freed_bytes = rep.freed_bytes;
+  return 0;
+}
+
 int persist_heap_check(persist_heap_t *heap, char *msg, size_t msglen) {
   if (!heap) return set_errno(-EINVAL);
   persist::HeapReport r;

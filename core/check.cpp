@@ -6,6 +6,7 @@
 
 #include "../core/include/persist.h"
 #include "platform.h"
+#include "reach.h"
 
 namespace persist {
 namespace {
@@ -68,51 +69,7 @@ void problem(HeapReport *r, const Msg &m) {
   ++r->problems;
 }
 
-// Mark bits: one per 16-byte slot, laid out like the allocation bitmaps (a block's mark is the bit
-// of its first slot, so large and huge blocks use their head page's first bit).
-struct Marks {
-  uint64_t *bits;
-  bool test_and_set(const BlockRef &b) {
-    uint64_t slot = b.kind == kPageRunHead
-                        ? b.span_page * kBitsPerPage + b.index * (b.size / kSlotSize)
-                        : b.span_page * kBitsPerPage;
-    uint64_t m = uint64_t{1} << (slot % 64);
-    if (bits[slot / 64] & m) return true;
-    bits[slot / 64] |= m;
-    return false;
-  }
-};
-
-struct MarkState {
-  const Image &img;
-  const uint32_t *seg_head;
-  Marks marks;
-  uint64_t *stack;
-  uint64_t depth = 0, cap;
-  uint64_t blocks = 0, bytes = 0;
-  // Mark the block containing `off` (if live and unmarked) and queue it for scanning.
-  void reach(uint64_t off) {
-    BlockRef b;
-    if (!find_block(img, off, &b, seg_head) || !b.live || marks.test_and_set(b)) return;
-    ++blocks, bytes += b.size;
-    if (depth < cap) stack[depth++] = b.offset;
-  }
-  void run() {
-    const uint64_t base = img.sb.base, size = img.sb.size;
-    while (depth) {
-      BlockRef b;
-      if (!find_block(img, stack[--depth], &b, seg_head)) continue;
-      uint64_t end = b.offset + b.size <= img.len ? b.offset + b.size : img.len;
-      for (uint64_t o = b.offset; o + 8 <= end; o += 8) {
-        uint64_t w;
-        memcpy(&w, img.mem + o, 8);
-        if (w - base < size) reach(w - base);  // a pointer into the heap (conservatively)
-      }
-    }
-  }
-};
-
-void check_roots(const Image &img, const uint32_t *seg_head, HeapReport *r, MarkState *mark) {
+void check_roots(const Image &img, const uint32_t *seg_head, HeapReport *r) {
   uint64_t off = img.sb.root_table;
   for (uint64_t n = 0; off; ++n) {
     BlockRef b;
@@ -127,7 +84,6 @@ void check_roots(const Image &img, const uint32_t *seg_head, HeapReport *r, Mark
       m.add("root table at offset ").hex(off).add(" has a bad header");
       return problem(r, m);
     }
-    if (mark) mark->reach(off);
     const auto *e = reinterpret_cast<const RootEntry *>(t + 1);
     for (uint32_t i = 0; i < kRootsPerTable; ++i) {
       if (e[i].state == kRootEmpty) continue;
@@ -157,7 +113,6 @@ void check_roots(const Image &img, const uint32_t *seg_head, HeapReport *r, Mark
             .dec(rb.size);
         problem(r, em);
       }
-      if (mark) mark->reach(e[i].offset);
     }
     off = t->next;
   }
@@ -188,20 +143,17 @@ int check_image(const Image &img, HeapReport *r, unsigned flags) {
     problem(r, why);
     return PERSIST_E_CORRUPT;
   }
-  MarkState *mark = nullptr;
-  Scratch bits((nseg * kSegmentPages * kBitsPerPage) / 8);
-  Scratch stack(r->live_blocks * sizeof(uint64_t) + 8);
-  MarkState ms{img, index.as<uint32_t>(), Marks{bits.as<uint64_t>()}, stack.as<uint64_t>(), 0,
-               r->live_blocks + 1};
-  if ((flags & kCheckReachability) && bits.ok() && stack.ok()) mark = &ms;
-  check_roots(img, index.as<uint32_t>(), r, mark);
-  if (mark && r->consistent) {
-    mark->run();
-    r->reach_done = true;
-    r->reachable_blocks = mark->blocks;
-    r->reachable_bytes = mark->bytes;
-    r->unreachable_blocks = r->live_blocks - mark->blocks;
-    r->unreachable_bytes = r->live_bytes - mark->bytes;
+  check_roots(img, index.as<uint32_t>(), r);
+  if ((flags & kCheckReachability) && r->consistent) {
+    Reach reach;
+    Msg rwhy;
+    if (reach.run(img, &rwhy) == 0) {
+      r->reach_done = true;
+      r->reachable_blocks = reach.blocks;
+      r->reachable_bytes = reach.bytes;
+      r->unreachable_blocks = r->live_blocks - reach.blocks;
+      r->unreachable_bytes = r->live_bytes - reach.bytes;
+    }
   }
   return r->consistent ? 0 : PERSIST_E_CORRUPT;
 }

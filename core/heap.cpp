@@ -298,11 +298,21 @@ int heap_sync(Heap *h) {
   return rc;
 }
 
-void heap_mark_clean(Heap *h) { heap_update_super(h, set_state, kStateClean); }
+// The clean mark vouches for everything before it: with `durable`, what it vouches for is synced
+// first, then the mark is written and synced itself (only page 0). A crash between the two leaves
+// the previous (dirty) mark, never a clean mark over unsynced data.
+void heap_mark_clean(Heap *h, bool durable) {
+  if (durable && h->persistent) heap_sync(h);
+  heap_update_super(h, set_state, kStateClean);
+  if (durable && h->persistent && h->fd >= 0) {
+    os::sync_range(h->base, kPageSize);
+    os::sync_file(h->fd);
+  }
+}
 
 int heap_close(Heap *h) {
   thread_heaps_retire_all(h);
-  heap_mark_clean(h);
+  heap_mark_clean(h, true);
   teardown(h);
   return 0;
 }

@@ -209,7 +209,7 @@ int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flag
 int heap_open_region(void *mem, size_t size, unsigned flags, Heap **out, Msg *why);
 int heap_open_anonymous(uintptr_t addr, uint64_t max, Heap **out, Msg *why);  // volatile heap
 int heap_close(Heap *h);
-void heap_mark_clean(Heap *h);  // orderly exit of the process heap (the mapping stays)
+void heap_mark_clean(Heap *h, bool durable);  // orderly end; durable: sync first (see heap.cpp)
 int heap_sync(Heap *h);
 void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t arg);
 
@@ -275,6 +275,16 @@ void *heap_realloc(Heap *h, void *p, size_t size);
 void *heap_aligned(Heap *h, size_t align, size_t size);
 void heap_free(Heap *h, void *p);
 size_t heap_usable_size(Heap *h, const void *p);
+
+// ---- gc.cpp: reclaim what no root reaches (stop-the-world, before the heap is used)
+struct GcReport {
+  uint64_t roots = 0;
+  uint64_t kept_blocks = 0, kept_bytes = 0;    // reachable
+  uint64_t freed_blocks = 0, freed_bytes = 0;  // reclaimed (or, dry run, reclaimable)
+  uint64_t old_size = 0, new_size = 0;         // extent before / after
+  uint64_t ns = 0;                             // time taken
+};
+int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why);
 
 // ---- fork.cpp: open heaps across fork (the child gets a private copy; the file is the parent's)
 void fork_register(Heap *h);    // at open

@@ -40,6 +40,9 @@ int open_file(const char *path, bool create, bool writable, int *fd, bool *creat
 int close_file(int fd);
 int file_size(int fd, uint64_t *size);
 int truncate_file(int fd, uint64_t size);
+// Copy the whole file behind src_fd to dest (created 0600, replaced if it exists, never through
+// a symlink): a reflink (FICLONE) where the file system can, else an in-kernel copy.
+int copy_file(int src_fd, const char *dest);
 // Reserve disk blocks for [off, off+len) so later stores through the mapping cannot SIGBUS:
 // -ENOSPC when the file system is full.
 int allocate(int fd, uint64_t off, uint64_t len);

@@ -5,6 +5,8 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
+#include <time.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -30,6 +32,7 @@ alignas(64) char g_boot[kBootBytes];
 std::atomic<size_t> g_boot_used{0};
 
 std::atomic<int> g_init{0};  // 0 not started, 1 in progress, 2 done
+int g_sync = kSyncNever;     // PERSIST_SYNC of the process heap
 std::atomic<pthread_t> g_init_thread{};
 
 void say(const Msg &m) { os::write_stderr(m.str(), m.size()); }
@@ -63,6 +66,64 @@ Heap *volatile_heap(const Options &o) {
   return h;
 }
 
+// PERSIST_SYNC=<ms>: a detached thread that makes the heap durable periodically.
+void start_sync_thread(Heap *h, int ms) {
+  static Heap *heap;
+  static int period;
+  heap = h, period = ms;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  auto body = [](void *) -> void * {
+    for (;;) {
+      struct timespec ts = {period / 1000, (period % 1000) * 1000000L};
+      nanosleep(&ts, nullptr);
+      if (heap->persistent) heap_sync(heap);  // false in a forked child
+    }
+    return nullptr;
+  };
+  if (pthread_create(&t, &attr, body, nullptr) != 0) {
+    Msg m;
+    m.add("libpersist: cannot start the PERSIST_SYNC thread; syncing at exit instead\n");
+    say(m);
+    g_sync = kSyncExit;
+  }
+  pthread_attr_destroy(&attr);
+}
+
+// Reclaim what the previous runs left and no root reaches (DESIGN.md, "Leftovers"), keeping the
+// previous image first when asked to.
+void reclaim(Heap *h, const Options &o) {
+  if (o.keep) {
+    Msg dest;
+    dest.add(o.file).add(".1");
+    int rc = os::copy_file(h->fd, dest.str());
+    if (rc) {
+      Msg m;
+      m.add("libpersist: cannot keep the previous image as ").add(dest.str()).add(": ")
+          .add(persist_strerror(rc)).add("; not reclaiming\n");
+      say(m);
+      return;
+    }
+  }
+  GcReport rep;
+  Msg why;
+  int rc = heap_collect(h, false, &rep, &why);
+  Msg m;
+  if (rc) {
+    m.add("libpersist: not reclaiming leftovers: ").add(why.empty() ? persist_strerror(rc) : why.str())
+        .add("\n");
+    say(m);
+  } else if (o.verbose) {
+    m.add("libpersist: reclaimed ").dec(rep.freed_blocks).add(" blocks (").dec(rep.freed_bytes)
+        .add(" bytes) no root reaches; kept ").dec(rep.kept_blocks).add(" blocks from ")
+        .dec(rep.roots).add(" roots; extent ").dec(rep.old_size).add(" -> ").dec(rep.new_size)
+        .add(" bytes; ").dec(rep.ns / 1000).add(" us\n");
+    say(m);
+  }
+}
+
 Heap *open_process_heap() {
   Options o;
   options_load(&o);
@@ -80,6 +141,9 @@ Heap *open_process_heap() {
   unsigned flags = PERSIST_OPEN_CREATE | (o.on_busy == kBusyWait ? unsigned{PERSIST_OPEN_WAIT} : 0u);
   int rc = heap_open_file(o.file, o.addr, o.max, flags, &h, &why);
   if (rc == 0) {
+    if (o.gc && h->sb.opens > 1) reclaim(h, o);
+    g_sync = o.sync;
+    if (o.sync > 0) start_sync_thread(h, o.sync);
     if (o.verbose) {
       Msg m;
       m.add("libpersist: heap ").add(o.file).add(" at ").hex(reinterpret_cast<uintptr_t>(h->base))
@@ -106,7 +170,7 @@ Heap *default_provider() { return process_heap(); }
 // libraries' destructors call free() after ours (PRELOAD.md §3).
 __attribute__((destructor)) void at_exit() {
   Heap *h = g_heap.load(std::memory_order_acquire);
-  if (h && h->persistent) heap_mark_clean(h);
+  if (h && h->persistent) heap_mark_clean(h, g_sync != kSyncNever);
 }
 
 // Is another allocator the one that runs? Valgrind redirects every malloc symbol to its own

@@ -37,6 +37,11 @@ constexpr OptionRow kTable[] = {
      "make failing to persist fatal instead of running on a volatile heap"},
     {"PERSIST_ON_BUSY", kChoice, "volatile", 0, 2,
      "when another process holds the heap: volatile (private heap, one line on stderr), wait, fail"},
+    {"PERSIST_GC", kChoice, "open", 0, 1,
+     "open: at open, reclaim the blocks no root reaches (a heap without roots starts empty); never"},
+    {"PERSIST_KEEP", kBool, "0", 0, 1, "before reclaiming, keep the previous image as FILE.1"},
+    {"PERSIST_SYNC", kChoice, "never", 1, 3600000,
+     "never; exit (msync+fsync at exit, then the clean mark); or an interval in milliseconds"},
 };
 constexpr const char *kBusyNames[] = {"volatile", "wait", "fail"};
 
@@ -179,6 +184,21 @@ void options_load(Options *o) {
   o->max = size_option("PERSIST_MAX");
   o->verbose = bool_option("PERSIST_VERBOSE");
   o->strict = bool_option("PERSIST_STRICT");
+  o->keep = bool_option("PERSIST_KEEP");
+  o->sync = kSyncNever;
+  if (const char *v = os::getenv_raw("PERSIST_SYNC"); v && *v) {
+    uint64_t ms = 0;
+    const OptionRow &r = row("PERSIST_SYNC");
+    if (strcasecmp(v, "exit") == 0) o->sync = kSyncExit;
+    else if (strcasecmp(v, "never") == 0) o->sync = kSyncNever;
+    else if (parse_u64(v, &ms, false) && ms >= r.min && ms <= r.max) o->sync = static_cast<int>(ms);
+    else warn("PERSIST_SYNC", v, "not never, exit, or milliseconds from 1 to 3600000");
+  }
+  o->gc = true;
+  if (const char *g = os::getenv_raw("PERSIST_GC"); g && *g) {
+    if (strcasecmp(g, "never") == 0) o->gc = false;
+    else if (strcasecmp(g, "open") != 0) warn("PERSIST_GC", g, "not one of open, never");
+  }
   o->on_busy = kBusyVolatile;
   if (const char *b = os::getenv_raw("PERSIST_ON_BUSY"); b && *b) {
     int found = -1;
@@ -193,7 +213,12 @@ void options_print(const Options &o) {
   Msg m;
   m.add("libpersist: PERSIST_FILE=").add(o.file).add(" PERSIST_ADDR=").hex(o.addr)
       .add(" PERSIST_MAX=").dec(o.max).add(" PERSIST_STRICT=").dec(o.strict)
-      .add(" PERSIST_ON_BUSY=").add(kBusyNames[o.on_busy]).add(" PERSIST_VERBOSE=1\n");
+      .add(" PERSIST_ON_BUSY=").add(kBusyNames[o.on_busy]).add(" PERSIST_GC=")
+      .add(o.gc ? "open" : "never").add(" PERSIST_KEEP=").dec(o.keep).add(" PERSIST_SYNC=");
+  if (o.sync == kSyncExit) m.add("exit");
+  else if (o.sync == kSyncNever) m.add("never");
+  else m.dec(static_cast<uint64_t>(o.sync)).add("ms");
+  m.add(" PERSIST_VERBOSE=1\n");
   os::write_stderr(m.str(), m.size());
 }
 

@@ -118,6 +118,12 @@ typedef struct persist_stats {
 } persist_stats_t;
 int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st);
 
+/* Reclaim every block no root reaches (a conservative mark from the roots, then a sweep); a heap
+ * with no roots is emptied. Stop-the-world: call it when no other thread uses the heap and nothing
+ * outside the heap points into it (right after persist_open, say). dry_run: only count. Returns 0
+ * or a negative code; *freed_bytes (optional) gets what was (or would be) reclaimed. */
+int persist_heap_gc(persist_heap_t *heap, int dry_run, uint64_t *freed_bytes);
+
 /* Full consistency check of the authoritative state. Returns 0 when consistent, PERSIST_E_CORRUPT
  * otherwise; the first problem's description goes to msg (may be NULL). Must not run while other
  * threads allocate from the heap. */

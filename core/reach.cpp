@@ -1,0 +1,110 @@
+// reach.cpp — see reach.h. Scratch memory comes from anonymous mappings, never from a heap.
+#include "reach.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "../core/include/persist.h"
+#include "platform.h"
+
+namespace persist {
+namespace {
+
+void *scratch(uint64_t bytes) {
+  void *p = nullptr;
+  return os::map_anon(bytes ? bytes : 1, &p) == 0 ? p : nullptr;
+}
+
+// Where a block's mark bit lives, as a global bit index (bitmap layout).
+uint64_t mark_bit(const BlockRef &b) {
+  return b.span_page * kBitsPerPage + (b.kind == kPageRunHead ? b.index : 0);
+}
+
+}  // namespace
+
+Reach::~Reach() {
+  if (bits_) os::unmap(bits_, bits_bytes_);
+  if (seg_head_) os::unmap(seg_head_, seg_bytes_);
+  if (stack_) os::unmap(stack_, stack_bytes_);
+}
+
+bool Reach::marked(const BlockRef &b) const {
+  uint64_t bit = mark_bit(b);
+  return (bits_[bit / 64] >> (bit % 64)) & 1;
+}
+
+bool Reach::mark(const BlockRef &b) {
+  uint64_t bit = mark_bit(b), m = uint64_t{1} << (bit % 64);
+  if (bits_[bit / 64] & m) return false;
+  bits_[bit / 64] |= m;
+  ++blocks, bytes += b.size;
+  return true;
+}
+
+void Reach::push(uint64_t off) {
+  BlockRef b;
+  if (!find_block(*img_, off, &b, seg_head_) || !b.live || !mark(b)) return;
+  if (depth_ == cap_) {  // grow the stack (rare: it starts with room for many blocks)
+    uint64_t ncap = cap_ * 2, nbytes = ncap * sizeof(uint64_t);
+    auto *n = static_cast<uint64_t *>(scratch(nbytes));
+    if (!n) return;  // out of memory: this block stays marked but unscanned (conservative: kept)
+    memcpy(n, stack_, depth_ * sizeof(uint64_t));
+    os::unmap(stack_, stack_bytes_);
+    stack_ = n, cap_ = ncap, stack_bytes_ = nbytes;
+  }
+  stack_[depth_++] = b.offset;
+}
+
+int Reach::run(const Image &img, Msg *why) {
+  img_ = &img;
+  const uint64_t nseg = img.segment_count();
+  seg_bytes_ = nseg * sizeof(uint32_t);
+  bits_bytes_ = nseg * kSegmentPages * kWordsPerPage * sizeof(uint64_t);
+  cap_ = 1 << 16, stack_bytes_ = cap_ * sizeof(uint64_t);
+  seg_head_ = static_cast<uint32_t *>(scratch(seg_bytes_));
+  bits_ = static_cast<uint64_t *>(scratch(bits_bytes_));
+  stack_ = static_cast<uint64_t *>(scratch(stack_bytes_));
+  if (!seg_head_ || !bits_ || !stack_) return -ENOMEM;
+  if (!build_segment_index(img, seg_head_)) {
+    why->add("the segment headers do not chain");
+    return PERSIST_E_CORRUPT;
+  }
+  // The roots: every table, and every live entry's block.
+  uint64_t off = img.sb.root_table;
+  for (uint64_t n = 0; off; ++n) {
+    BlockRef b;
+    if (n > img.sb.size / kRootTableBytes || !find_block(img, off, &b, seg_head_) || !b.live ||
+        b.offset != off || b.size < kRootTableBytes) {
+      why->add("root table at offset ").hex(off).add(" is not a live block of the heap");
+      return PERSIST_E_CORRUPT;
+    }
+    const auto *t = reinterpret_cast<const RootTableHeader *>(img.mem + off);
+    if (t->magic != kRootTableMagic || t->capacity != kRootsPerTable) {
+      why->add("root table at offset ").hex(off).add(" has a bad header");
+      return PERSIST_E_CORRUPT;
+    }
+    push(off);
+    const auto *e = reinterpret_cast<const RootEntry *>(t + 1);
+    for (uint32_t i = 0; i < kRootsPerTable; ++i)
+      if (e[i].state == kRootLive) {
+        ++roots;
+        if (e[i].offset) push(e[i].offset);
+      }
+    off = t->next;
+  }
+  // Scan what is reachable, word by word.
+  const uint64_t base = img.sb.base, size = img.sb.size;
+  while (depth_) {
+    BlockRef b;
+    if (!find_block(img, stack_[--depth_], &b, seg_head_)) continue;
+    uint64_t end = b.offset + b.size <= img.len ? b.offset + b.size : img.len;
+    for (uint64_t o = b.offset; o + 8 <= end; o += 8) {
+      uint64_t w;
+      memcpy(&w, img.mem + o, 8);
+      if (w - base < size) push(w - base);
+    }
+  }
+  return 0;
+}
+
+}  // namespace persist

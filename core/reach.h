@@ -1,0 +1,47 @@
+// reach.h — conservative reachability from the roots over a heap image (read-only).
+//
+// Every root table and every root's block is reachable; a reachable block's every aligned 8-byte
+// word whose value lies inside the heap's recorded range [base, base + size) makes the block
+// containing that address reachable (interior pointers count). Costs O(reachable bytes) plus the
+// segment index. Mark bits are laid out like the allocation bitmaps (bit `index` of a run's
+// bitmap area; bit 0 of a large or huge block's first page), so a sweep is a word-wise AND.
+#pragma once
+
+#include <cstdint>
+
+#include "msg.h"
+#include "walk.h"
+
+namespace persist {
+
+class Reach {
+ public:
+  Reach() = default;
+  ~Reach();
+  Reach(const Reach &) = delete;
+  Reach &operator=(const Reach &) = delete;
+
+  // Mark from the roots. Returns 0, -ENOMEM (no scratch memory) or PERSIST_E_CORRUPT (a root or
+  // root table that is not a live block: the reason goes to `why`).
+  int run(const Image &img, Msg *why);
+
+  bool marked(const BlockRef &b) const;
+  // The mark words of the run whose first page is `page` (same layout as img.bitmap(page)).
+  const uint64_t *run_marks(uint64_t page) const { return bits_ + page * kWordsPerPage; }
+  const uint32_t *seg_head() const { return seg_head_; }
+
+  uint64_t blocks = 0, bytes = 0;  // reachable
+  uint64_t roots = 0;              // live roots seen
+
+ private:
+  bool mark(const BlockRef &b);
+  void push(uint64_t off);
+  uint64_t *bits_ = nullptr;
+  uint32_t *seg_head_ = nullptr;
+  uint64_t *stack_ = nullptr;
+  uint64_t depth_ = 0, cap_ = 0;
+  uint64_t bits_bytes_ = 0, seg_bytes_ = 0, stack_bytes_ = 0;
+  const Image *img_ = nullptr;
+};
+
+}  // namespace persist
