@@ -8,6 +8,7 @@
 // run's free list, count — the same. Everything else is out of line in alloc.cpp / thread.cpp.
 #pragma once
 
+#include "crashpoint.h"
 #include "heap.h"
 
 #define PERSIST_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -35,6 +36,7 @@ inline void *small_alloc_fast(Heap *h, unsigned cls) {
   s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
   ++s->used;
   std::atomic_signal_fence(std::memory_order_seq_cst);  // stored before the pointer escapes
+  PERSIST_CRASH_POINT("alloc.bit");
   return b;
 }
 
@@ -53,6 +55,7 @@ inline void heap_free_fast(Heap *h, void *p) {
     uint64_t word = *w;
     if (PERSIST_LIKELY(word & bit)) {
       *w = word & ~bit;  // the commit point: the block is free
+      PERSIST_CRASH_POINT("free.bit");
       auto *b = reinterpret_cast<Block *>(s->start + uint64_t{idx} * s->bsize);
       b->next = s->free;
       s->free = b;

@@ -13,6 +13,7 @@
 #include <new>
 
 #include "../core/include/persist.h"
+#include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
 #include "reach.h"
@@ -48,7 +49,10 @@ class Sweep : public WalkVisitor {
       freed += static_cast<uint64_t>(__builtin_popcountll(dead));
       uint64_t keep = bm[w] & marks[w];
       left += static_cast<uint64_t>(__builtin_popcountll(keep));
-      if (!dry_ && dead) __atomic_store_n(&bm[w], keep, __ATOMIC_RELEASE);
+      if (!dry_ && dead) {
+        __atomic_store_n(&bm[w], keep, __ATOMIC_RELEASE);
+        PERSIST_CRASH_POINT("gc.run.word");
+      }
     }
     rep_->freed_blocks += freed;
     rep_->freed_bytes += freed * kClasses.info[cls].size;
@@ -56,6 +60,7 @@ class Sweep : public WalkVisitor {
       live(page);
     } else if (!dry_) {
       store_desc_free(h_, page, pages);  // an empty run: its pages are free again
+      PERSIST_CRASH_POINT("gc.run.free");
     }
   }
   void large(uint64_t page, uint32_t pages) override {
@@ -64,6 +69,7 @@ class Sweep : public WalkVisitor {
     ++rep_->freed_blocks, rep_->freed_bytes += b.size;
     if (dry_) return;
     store_desc_free(h_, page, pages);
+    PERSIST_CRASH_POINT("gc.large");
     if (pages >= kPunchPages) punch(h_, page, pages);
   }
   void huge(uint64_t seg, uint32_t segments, uint64_t bytes) override {
@@ -73,6 +79,7 @@ class Sweep : public WalkVisitor {
     ++rep_->freed_blocks, rep_->freed_bytes += bytes;
     if (dry_) return;
     __atomic_store_n(&h_->seg_header(seg)->kind, kSegFree, __ATOMIC_RELEASE);
+    PERSIST_CRASH_POINT("gc.huge");
     punch(h_, page, bytes / kPageSize);
   }
 
@@ -103,6 +110,7 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
     // No roots: the tables themselves are leftovers too. Unlink them first, then mark again.
     if (!dry_run) {
       heap_update_super(h, set_root_table, 0);
+      PERSIST_CRASH_POINT("gc.unlink");
       reach.~Reach();
       new (&reach) Reach();
       if ((rc = reach.run(h->image(), why))) return rc;
@@ -130,6 +138,7 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
   rep->new_size = size;
   if (!dry_run && keep < size && !h->region) {
     heap_update_super(h, set_size, keep);  // the commit point: the extent shrinks
+    PERSIST_CRASH_POINT("gc.shrink");
     h->size.store(keep, std::memory_order_release);
     if (h->fd >= 0) os::truncate_file(h->fd, keep);
     rep->new_size = keep;

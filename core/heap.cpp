@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "../core/include/persist.h"
+#include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
 #include "superblock.h"
@@ -78,6 +79,7 @@ int format(Heap *h, uint64_t size, uint32_t flags) {
   // Both slots are written so that a crash right after creation leaves a valid, older copy.
   Superblock copy = h->sb;
   super_write(h->base, copy);
+  PERSIST_CRASH_POINT("create.super");
   super_write(h->base, h->sb);
   return 0;
 }
@@ -110,13 +112,88 @@ void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t a
   super_write(h->base, h->sb);
 }
 
-int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why) {
+namespace {
+
+// Lock the heap's file (unless the caller guarantees exclusion).
+int lock_heap_file(Heap *h, const char *path, unsigned flags, Msg *why) {
+  if (flags & PERSIST_OPEN_NOLOCK) return 0;
+  int rc = os::lock_file(h->fd, flags & PERSIST_OPEN_WAIT);
+  if (rc == -EWOULDBLOCK) why->add(path).add(" is in use by another process"), rc = PERSIST_E_BUSY;
+  else if (rc) why->add("cannot lock ").add(path).add(": ").add(persist_strerror(rc));
+  return rc;
+}
+
+// Create a new heap at `path` atomically: it is built, formatted and locked in a temporary file
+// and then linked into place, which never replaces anything. A crash leaves either no heap or a
+// complete one (and at worst the temporary file). -EEXIST: another process created it first.
+int create_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why) {
+  Msg pid;
+  pid.add(".creating.").dec(static_cast<uint64_t>(os::getpid_cached()));
+  size_t plen = strlen(path);
+  if (plen + pid.size() + 1 > 4096) return -ENAMETOOLONG;
+  struct {
+    char buf[4096];
+    const char *str() const { return buf; }
+  } tmp;
+  memcpy(tmp.buf, path, plen);
+  memcpy(tmp.buf + plen, pid.str(), pid.size() + 1);
+  uintptr_t want = addr ? addr : PERSIST_DEFAULT_ADDR;
+  if (want % kPageSize) {
+    why->add("heap address ").hex(want).add(" is not page aligned");
+    return -EINVAL;
+  }
+  Heap *h = new_heap();
+  if (!h) return -ENOMEM;
+  os::unlink_file(tmp.str());  // a leftover of a creator with our pid that died
+  bool created = false;
+  int rc = os::open_file(tmp.str(), true, true, &h->fd, &created);
+  if (rc) {
+    why->add("cannot create ").add(tmp.str()).add(": ").add(persist_strerror(rc));
+    teardown(h);
+    return rc == -EEXIST ? -EIO : rc;
+  }
+  if ((rc = lock_heap_file(h, tmp.str(), flags, why))) {
+    teardown(h);
+    os::unlink_file(tmp.str());
+    return rc;
+  }
+  h->reserve = round_reserve(max ? max : PERSIST_DEFAULT_MAX);
+  void *at = nullptr;
+  if ((rc = os::reserve(want, h->reserve, &at))) {
+    why->add("address range ").hex(want).add("+").hex(h->reserve).add(" is not free");
+    teardown(h);
+    os::unlink_file(tmp.str());
+    return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+  }
+  h->base = static_cast<uint8_t *>(at);
+  if ((rc = os::truncate_file(h->fd, kSegmentSize)) ||
+      (rc = os::map_file(h->base, h->reserve, h->fd, true)) || (rc = finish_open(h)) ||
+      (rc = format(h, kSegmentSize, 0))) {
+    why->add("cannot create the heap in ").add(path).add(": ").add(persist_strerror(rc));
+    teardown(h);
+    os::unlink_file(tmp.str());
+    return rc;
+  }
+  PERSIST_CRASH_POINT("create.formatted");
+  rc = os::link_file(tmp.str(), path);  // the commit point: the heap appears, complete
+  os::unlink_file(tmp.str());
+  if (rc) {
+    if (rc != -EEXIST) why->add("cannot create ").add(path).add(": ").add(persist_strerror(rc));
+    teardown(h);
+    return rc;
+  }
+  *out = h;
+  return 0;
+}
+
+int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why) {
   Heap *h = new_heap();
   if (!h) return -ENOMEM;
   bool created = false;
-  int rc = os::open_file(path, flags & PERSIST_OPEN_CREATE, true, &h->fd, &created);
+  int rc = os::open_file(path, false, true, &h->fd, &created);
   if (rc) {
-    why->add("cannot open ").add(path).add(": ").add(persist_strerror(rc));
+    if (rc != -ENOENT || !(flags & PERSIST_OPEN_CREATE))
+      why->add("cannot open ").add(path).add(": ").add(persist_strerror(rc));
     teardown(h);
     return rc;
   }
@@ -125,9 +202,7 @@ int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flag
     teardown(h);
     return rc;
   }
-  if (!(flags & PERSIST_OPEN_NOLOCK) && (rc = os::lock_file(h->fd, flags & PERSIST_OPEN_WAIT))) {
-    if (rc == -EWOULDBLOCK) why->add(path).add(" is in use by another process"), rc = PERSIST_E_BUSY;
-    else why->add("cannot lock ").add(path).add(": ").add(persist_strerror(rc));
+  if ((rc = lock_heap_file(h, path, flags, why))) {
     teardown(h);
     return rc;
   }
@@ -136,36 +211,10 @@ int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flag
     teardown(h);
     return rc;
   }
-  if (fsize == 0 && !(flags & PERSIST_OPEN_CREATE)) {
-    why->add(path).add(" is empty");
+  if (fsize == 0) {
+    why->add(path).add(" is empty, not a heap (remove it to have a new heap created)");
     teardown(h);
     return PERSIST_E_BADMAGIC;
-  }
-  if (fsize == 0) {  // a new heap (possibly an empty file another process created)
-    h->reserve = round_reserve(max ? max : PERSIST_DEFAULT_MAX);
-    uintptr_t want = addr ? addr : PERSIST_DEFAULT_ADDR;
-    if (want % kPageSize) {
-      why->add("heap address ").hex(want).add(" is not page aligned");
-      teardown(h);
-      return -EINVAL;
-    }
-    void *at = nullptr;
-    if ((rc = os::reserve(want, h->reserve, &at))) {
-      why->add("address range ").hex(want).add("+").hex(h->reserve).add(" is not free");
-      teardown(h);
-      return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
-    }
-    h->base = static_cast<uint8_t *>(at);
-    if ((rc = os::truncate_file(h->fd, kSegmentSize)) ||
-        (rc = os::map_file(h->base, h->reserve, h->fd, true)) || (rc = finish_open(h)) ||
-        (rc = format(h, kSegmentSize, 0))) {
-      why->add("cannot create the heap in ").add(path).add(": ").add(persist_strerror(rc));
-      if (created) os::truncate_file(h->fd, 0);
-      teardown(h);
-      return rc == -ENOSPC ? -ENOSPC : rc;
-    }
-    *out = h;
-    return 0;
   }
   // An existing heap: validate the superblock before mapping anything at its address.
   const void *peek = nullptr;
@@ -210,8 +259,23 @@ int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flag
   h->clean_at_open = sb.state == kStateClean;
   h->sb.reserve = h->reserve;
   heap_update_super(h, set_state, kStateDirty);
+  PERSIST_CRASH_POINT("open.dirty");
   *out = h;
   return 0;
+}
+
+}  // namespace
+
+int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why) {
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    int rc = open_heap(path, addr, max, flags, out, why);
+    if (rc != -ENOENT || !(flags & PERSIST_OPEN_CREATE)) return rc;
+    rc = create_heap(path, addr, max, flags, out, why);
+    if (rc != -EEXIST) return rc;
+    why->clear();  // another process created it meanwhile: open theirs
+  }
+  why->add("cannot open or create ").add(path);
+  return -EAGAIN;
 }
 
 int heap_open_region(void *mem, size_t size, unsigned flags, Heap **out, Msg *why) {
@@ -304,6 +368,7 @@ int heap_sync(Heap *h) {
 void heap_mark_clean(Heap *h, bool durable) {
   if (durable && h->persistent) heap_sync(h);
   heap_update_super(h, set_state, kStateClean);
+  PERSIST_CRASH_POINT("close.clean");
   if (durable && h->persistent && h->fd >= 0) {
     os::sync_range(h->base, kPageSize);
     os::sync_file(h->fd);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "../core/include/persist.h"
+#include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
 
@@ -100,9 +101,12 @@ void split_front(Heap *h, Span *s, uint32_t n) {
 void publish_span(Heap *h, Span *s, uint8_t head, uint8_t cont, uint8_t cls) {
   for (uint32_t q = 1; q < s->pages; ++q)
     store_desc(h, s->page + q, PageDesc{cont, cls, static_cast<uint16_t>(q), 0});
+  PERSIST_CRASH_POINT("span.cont");
   if (head == kPageRunHead) memset(h->bitmap_of(s->page), 0, uint64_t{s->pages} * kWordsPerPage * 8);
+  PERSIST_CRASH_POINT("span.bitmap");
   std::atomic_thread_fence(std::memory_order_release);
   store_desc(h, s->page, PageDesc{head, cls, 0, s->pages});  // the commit point
+  PERSIST_CRASH_POINT("span.head");
   shadow_set(h, s->page, s->pages, s);
 }
 
@@ -170,6 +174,7 @@ void release_segment(Heap *h, uint64_t seg) {
   if (s->backed && h->retained_pages >= s->pages) h->retained_pages -= s->pages;
   SegmentHeader *sh = h->seg_header(seg);
   __atomic_store_n(&sh->kind, kSegFree, __ATOMIC_RELEASE);  // segments is already 1
+  PERSIST_CRASH_POINT("segment.release");
   // A free segment range is "zeroed" when every page but its own header page reads as zero, as
   // a huge block placed there expects: punch the descriptors and bitmaps as well as the data.
   bool zeroed = punch_pages(h, seg * kSegmentPages + kHugeFirstPage, kSegmentPages - kHugeFirstPage);
@@ -305,6 +310,7 @@ Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *
 void pages_free_span(Heap *h, Span *s) {
   Guard g(h->page_lock);
   store_desc(h, s->page, PageDesc{kPageFree, 0, 0, s->pages});  // the commit point
+  PERSIST_CRASH_POINT("span.free");
   uint64_t page = s->page;
   uint32_t pages = s->pages;
   bool zeroed = pages >= kPunchPages && punch_pages(h, page, pages);
@@ -320,6 +326,7 @@ bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
   if (n < s->pages) {  // shrink: the tail becomes free; the HEAD is rewritten first
     uint32_t old = s->pages;
     store_desc(h, s->page, PageDesc{kPageLargeHead, 0, 0, n});
+    PERSIST_CRASH_POINT("large.shrink");
     s->pages = n;
     pages_insert_free(h, s->page + n, old - n, false, true);
     return true;
@@ -355,8 +362,10 @@ bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
   meta_span_free(next);
   for (uint32_t q = s->pages; q < n; ++q)
     store_desc(h, s->page + q, PageDesc{kPageLargeCont, 0, static_cast<uint16_t>(q), 0});
+  PERSIST_CRASH_POINT("large.grow.cont");
   std::atomic_thread_fence(std::memory_order_release);
   store_desc(h, s->page, PageDesc{kPageLargeHead, 0, 0, n});  // the commit point
+  PERSIST_CRASH_POINT("large.grow.head");
   shadow_set(h, end, grow, s);
   s->pages = n;
   return true;
@@ -384,6 +393,7 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
       h->shadow[end * kSegmentPages] = nullptr;
       meta_span_free(n);
       __atomic_store_n(&sh->segments, s->segments, __ATOMIC_RELEASE);
+      PERSIST_CRASH_POINT("segments.merge.next");
       if (s->zeroed) s->zeroed = punch_pages(h, end * kSegmentPages + 1, 1);  // header now interior
     }
   }
@@ -395,6 +405,7 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
       p->segments += s->segments;
       p->zeroed &= s->zeroed;
       __atomic_store_n(&h->seg_header(p->page / kSegmentPages)->segments, p->segments, __ATOMIC_RELEASE);
+      PERSIST_CRASH_POINT("segments.merge.prev");
       if (p->zeroed) p->zeroed = punch_pages(h, seg * kSegmentPages + 1, 1);  // header now interior
       h->shadow[seg * kSegmentPages] = nullptr;
       meta_span_free(s);
@@ -422,6 +433,7 @@ int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroe
       rh->pages = 0;
       rh->huge_bytes = 0;
       __atomic_store_n(&rh->kind, kSegFree, __ATOMIC_RELEASE);
+      PERSIST_CRASH_POINT("segments.split");
       s->segments -= count;
       s->page = rest * kSegmentPages;
       h->shadow[s->page] = s;
@@ -480,6 +492,7 @@ void pages_free_huge(Heap *h, Span *s) {
   uint64_t seg = s->page / kSegmentPages;
   SegmentHeader *sh = h->seg_header(seg);
   __atomic_store_n(&sh->kind, kSegFree, __ATOMIC_RELEASE);  // the commit point
+  PERSIST_CRASH_POINT("huge.free");
   bool zeroed = punch_pages(h, s->page, s->pages);
   memset(h->shadow + s->page, 0, uint64_t{s->pages} * sizeof(Span *));
   uint32_t count = s->segments;

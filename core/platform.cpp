@@ -180,6 +180,16 @@ int copy_file(int src_fd, const char *dest) {
   return rc < 0 ? static_cast<int>(rc) : 0;
 }
 
+int link_file(const char *from, const char *to) {
+  ErrnoGuard g;
+  return static_cast<int>(sys(SYS_linkat, AT_FDCWD, from, AT_FDCWD, to, 0));
+}
+
+int unlink_file(const char *path) {
+  ErrnoGuard g;
+  return static_cast<int>(sys(SYS_unlinkat, AT_FDCWD, path, 0));
+}
+
 int close_file(int fd) {
   ErrnoGuard g;
   return static_cast<int>(sys(SYS_close, fd));

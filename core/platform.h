@@ -38,6 +38,9 @@ void discard_anon(void *addr, size_t size);
 // it was). The fd is the caller's.
 int open_file(const char *path, bool create, bool writable, int *fd, bool *created);
 int close_file(int fd);
+// link(2) (fails with -EEXIST rather than replace anything) and unlink(2).
+int link_file(const char *from, const char *to);
+int unlink_file(const char *path);
 int file_size(int fd, uint64_t *size);
 int truncate_file(int fd, uint64_t size);
 // Copy the whole file behind src_fd to dest (created 0600, replaced if it exists, never through

@@ -101,7 +101,9 @@ int Reach::run(const Image &img, Msg *why) {
     for (uint64_t o = b.offset; o + 8 <= end; o += 8) {
       uint64_t w;
       memcpy(&w, img.mem + o, 8);
-      if (w - base < size) push(w - base);
+      if (w - base < size) push(w - base);  // a pointer
+      else if ((w & ~PERSIST_OFFSET_MASK) == PERSIST_OFFSET_TAG && (w & PERSIST_OFFSET_MASK) < size)
+        push(w & PERSIST_OFFSET_MASK);  // a tagged offset
     }
   }
   return 0;

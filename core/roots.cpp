@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "../core/include/persist.h"
+#include "crashpoint.h"
 #include "heap.h"
 
 namespace persist {
@@ -87,10 +88,12 @@ RootEntry *free_entry(Heap *h) {
   t->magic = kRootTableMagic;
   t->capacity = kRootsPerTable;
   t->next = 0;
+  PERSIST_CRASH_POINT("roottable.init");
   std::atomic_thread_fence(std::memory_order_release);
   uint64_t off = h->off(t);
   if (last) __atomic_store_n(&last->next, off, __ATOMIC_RELEASE);  // publish the table
   else heap_update_super(h, set_root_table, off);
+  PERSIST_CRASH_POINT("roottable.link");
   return entries(t);
 }
 
@@ -120,7 +123,9 @@ int publish(Heap *h, const char *tag, size_t len, void *p, size_t size) {
   e->offset = h->off(p);
   e->size = size;
   e->type = 0;
+  PERSIST_CRASH_POINT("root.fill");
   __atomic_store_n(&e->state, kRootLive, __ATOMIC_RELEASE);  // the commit point
+  PERSIST_CRASH_POINT("root.publish");
   return 0;
 }
 
@@ -171,8 +176,18 @@ int roots_set(Heap *h, const char *tag, void *ptr) {
   if (!usable) return PERSIST_E_NOTBLOCK;
   Guard g(h->roots_lock);
   if (RootEntry *e = find(h, tag, len)) {
-    __atomic_store_n(&e->size, usable, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->offset, h->off(ptr), __ATOMIC_RELEASE);  // the commit point
+    // Two stores, ordered so that the state between them is valid too (the recorded size never
+    // exceeds the block the entry points at): growing, the offset goes first; shrinking, the size.
+    if (usable >= e->size) {
+      __atomic_store_n(&e->offset, h->off(ptr), __ATOMIC_RELEASE);  // the commit point
+      PERSIST_CRASH_POINT("root.set.offset");
+      __atomic_store_n(&e->size, usable, __ATOMIC_RELEASE);
+    } else {
+      __atomic_store_n(&e->size, usable, __ATOMIC_RELEASE);
+      PERSIST_CRASH_POINT("root.set.size");
+      __atomic_store_n(&e->offset, h->off(ptr), __ATOMIC_RELEASE);  // the commit point
+    }
+    PERSIST_CRASH_POINT("root.set");
     return 0;
   }
   return publish(h, tag, len, ptr, usable);
@@ -186,6 +201,7 @@ int roots_remove(Heap *h, const char *tag) {
   RootEntry *e = find(h, tag, len);
   if (!e) return -ENOENT;
   __atomic_store_n(&e->state, kRootEmpty, __ATOMIC_RELEASE);
+  PERSIST_CRASH_POINT("root.remove");
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../core/include/persist.h"
+#include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
 
@@ -102,6 +103,7 @@ bool run_collect_remote(Span *s) {
   while (b) {
     Block *next = b->next;
     if (clear_bit(s, reinterpret_cast<uintptr_t>(b))) {
+      PERSIST_CRASH_POINT("remote.apply");
       b->next = s->free;
       s->free = b;
     } else {
@@ -194,6 +196,7 @@ void run_free_remote(Heap *h, Span *s, void *p) {
       report("double free of", blk);
       return;
     }
+    PERSIST_CRASH_POINT("pool.free");
     if (s->used == 0 && !s->notified.load(std::memory_order_acquire)) release_unowned(h, s);
     return;
   }

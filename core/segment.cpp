@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "../core/include/persist.h"
+#include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
 
@@ -31,6 +32,7 @@ int format_normal(Heap *h, uint64_t seg, uint32_t pages) {
   // A header past the recorded extent is invisible until the superblock records the growth.
   if (sh->magic == kSegmentMagic && sh->kind == kSegFree)
     __atomic_store_n(&sh->segments, 1u, __ATOMIC_RELEASE);
+  PERSIST_CRASH_POINT("segment.format.shrink");
   memset(sh->desc, 0, sizeof sh->desc);
   memset(h->at(off + kBitmapOffset), 0, (kFirstDataPage * kPageSize) - kBitmapOffset);
   for (uint32_t p = 0; p < kFirstDataPage; ++p) sh->desc[p] = PageDesc{kPageMeta, 0, 0, 0};
@@ -38,8 +40,10 @@ int format_normal(Heap *h, uint64_t seg, uint32_t pages) {
   sh->segments = 1;
   sh->pages = pages;
   sh->huge_bytes = 0;
+  PERSIST_CRASH_POINT("segment.format.fields");
   std::atomic_thread_fence(std::memory_order_release);
   __atomic_store_n(&sh->kind, kSegNormal, __ATOMIC_RELEASE);
+  PERSIST_CRASH_POINT("segment.format.kind");
   return 0;
 }
 
@@ -122,6 +126,7 @@ int segment_grow(Heap *h, uint32_t segments, uint64_t *first) {
     int rc = os::file_size(h->fd, &fsize);
     if (rc) return rc;
     if (fsize < new_size && (rc = os::truncate_file(h->fd, new_size))) return rc;
+    PERSIST_CRASH_POINT("grow.truncate");
   }
   *first = seg;
   h->size.store(new_size, std::memory_order_release);  // visible to contains() from now on
@@ -146,6 +151,7 @@ int segment_add_normal(Heap *h, uint64_t *seg_out) {
     return rc;
   }
   if (grown) heap_update_super(h, set_size, size);
+  PERSIST_CRASH_POINT("grow.normal");
   h->segs[seg] = SegInfo{1, kSegNormal};
   if (h->discovered == seg) h->discovered = seg + 1;
   pages_insert_free(h, seg * kSegmentPages + kFirstDataPage, pages - kFirstDataPage, grown, false);
@@ -178,8 +184,11 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
   sh->segments = segments;
   sh->pages = 0;
   sh->huge_bytes = bytes;
+  PERSIST_CRASH_POINT("huge.header");
   __atomic_store_n(&sh->kind, kSegHuge, __ATOMIC_RELEASE);
+  PERSIST_CRASH_POINT("huge.kind");
   if (grown) heap_update_super(h, set_size, h->size.load(std::memory_order_relaxed));
+  PERSIST_CRASH_POINT("grow.huge");
   for (uint32_t i = 0; i < segments; ++i) h->segs[seg + i] = SegInfo{1, i ? uint8_t{0} : uint8_t{kSegHuge}};
   if (grown && h->discovered == seg) h->discovered = seg + segments;
   *seg_out = seg;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "../core/include/persist.h"
+#include "crashpoint.h"
 #include "platform.h"
 
 namespace persist {
@@ -109,8 +110,13 @@ void super_write(uint8_t *page0, Superblock &sb) {
   sb.checksum = slot_checksum(sb);
   int target = current == 0 ? 1 : 0;
   // The slot being written is not the current one: a torn write leaves the current one valid.
-  memcpy(page0 + target * kSuperSlotSize, &sb, sizeof sb);
+  uint8_t *dst = page0 + target * kSuperSlotSize;
+  const auto *src = reinterpret_cast<const uint8_t *>(&sb);
+  memcpy(dst, src, sizeof sb / 2);
+  PERSIST_CRASH_POINT("super.torn");
+  memcpy(dst + sizeof sb / 2, src + sizeof sb / 2, sizeof sb - sizeof sb / 2);
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  PERSIST_CRASH_POINT("super.write");
 }
 
 Superblock super_new(uint64_t base, uint64_t reserve, uint64_t size, uint32_t flags) {

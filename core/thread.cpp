@@ -9,6 +9,7 @@
 
 #include <cerrno>
 
+#include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
 
@@ -207,6 +208,7 @@ void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
   s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
   ++s->used;
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  PERSIST_CRASH_POINT("alloc.bit.slow");
   return b;
 }
 

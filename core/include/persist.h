@@ -132,13 +132,21 @@ int persist_heap_check(persist_heap_t *heap, char *msg, size_t msglen);
 /* The default heap, or NULL when the shim is not loaded / persistence is off. */
 persist_heap_t *persist_default_heap(void);
 
-/* ---- position-independent links (offsets from the heap base) ------------------------------ */
-typedef uint64_t persist_offset_t; /* 0 means "no block" (offset 0 is the superblock) */
+/* ---- position-independent links (offsets from the heap base) ------------------------------
+ * A persist_offset_t is the block's offset from the heap base with PERSIST_OFFSET_TAG in its top
+ * 16 bits (bits no user-space pointer has): the collector recognises tagged offsets stored in
+ * reachable blocks as links, just like raw pointers. 0 means "no block". Use the macros. */
+typedef uint64_t persist_offset_t;
+#define PERSIST_OFFSET_TAG ((uint64_t)0x7e57 << 48)
+#define PERSIST_OFFSET_MASK (((uint64_t)1 << 48) - 1)
 void *persist_heap_base(const persist_heap_t *heap);
-#define PERSIST_OFFSET(heap, p) \
-  ((persist_offset_t)((p) ? (uintptr_t)(p) - (uintptr_t)persist_heap_base(heap) : 0))
-#define PERSIST_PTR(heap, off) \
-  ((void *)((off) ? (uintptr_t)persist_heap_base(heap) + (uintptr_t)(off) : 0))
+#define PERSIST_OFFSET(heap, p)                                                            \
+  ((persist_offset_t)((p) ? (((uintptr_t)(p) - (uintptr_t)persist_heap_base(heap)) |      \
+                             PERSIST_OFFSET_TAG)                                           \
+                          : 0))
+#define PERSIST_PTR(heap, off)                                                             \
+  ((void *)((off) ? (uintptr_t)persist_heap_base(heap) + (uintptr_t)((off)&PERSIST_OFFSET_MASK) \
+                  : 0))
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
