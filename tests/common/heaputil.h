@@ -1,0 +1,45 @@
+// heaputil.h — GoogleTest helpers around the public heap-handle API (persist.h).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <string>
+
+#include "persist.h"
+
+namespace ptest {
+
+inline persist_options_t create_opts(uint64_t max_size = 0) {
+  persist_options_t o{};
+  o.addr = 0;
+  o.max_size = max_size;
+  o.flags = PERSIST_OPEN_CREATE;
+  return o;
+}
+
+// "rc=<code> (<strerror>): <message>" of a failed check, "" when the heap is consistent.
+inline std::string check_failure(persist_heap_t *h) {
+  char msg[1024] = {0};
+  int rc = persist_heap_check(h, msg, sizeof msg);
+  if (rc == 0) return "";
+  return "persist_heap_check rc=" + std::to_string(rc) + " (" + persist_strerror(rc) + "): " + msg;
+}
+
+inline std::string err_text(int rc) {
+  return std::to_string(rc) + " (" + persist_strerror(rc) + ")";
+}
+
+inline persist_stats_t stats_of(persist_heap_t *h) {
+  persist_stats_t st{};
+  int rc = persist_heap_stats(h, &st);
+  EXPECT_EQ(0, rc) << "persist_heap_stats: " << err_text(rc);
+  return st;
+}
+
+}  // namespace ptest
+
+// The heap's authoritative state is consistent (persist_heap_check == 0), else fail with its
+// reason.
+#define ASSERT_HEAP_CONSISTENT(h) ASSERT_EQ(std::string(), ptest::check_failure(h))
+#define EXPECT_HEAP_CONSISTENT(h) EXPECT_EQ(std::string(), ptest::check_failure(h))

@@ -1,0 +1,154 @@
+# common.sh — sourced by the interposer test drivers (tests/interpose/*.sh).
+#
+# Every driver is called as   DRIVER SHIM TOOL BINDIR SRCDIR CASE
+#   SHIM    build/libpersist.so           TOOL    build/persist
+#   BINDIR  where the test programs are    SRCDIR  the project's source directory
+#   CASE    which test of the driver to run
+# and prints PASS or FAIL lines; its exit status is CTest's verdict (77: skipped).
+#
+# Knobs: PERSIST_TEST_KEEP=1 keeps the temporary directory.
+set -uo pipefail
+
+if [ $# -lt 5 ]; then
+  echo "usage: $0 SHIM TOOL BINDIR SRCDIR CASE" >&2
+  exit 64
+fi
+SHIM=$1 TOOL=$2 BIN=$3 SRC=$4 CASE=$5
+shift 5
+ARGS=("$@")
+
+# A clean environment: Debian's programs (not a pyenv or cargo shim found first in PATH), no
+# inherited preload or libpersist configuration, a fixed locale.
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin
+export LC_ALL=C.UTF-8 LANG=C.UTF-8 TZ=UTC
+unset LD_PRELOAD LD_LIBRARY_PATH PYTHONSTARTUP PYTHONPATH PYTHONHOME PERL5LIB PERL5OPT LUA_PATH LUA_INIT
+for v in $(compgen -e | grep '^PERSIST_' || true); do unset "$v"; done
+
+TMP=$(mktemp -d /tmp/persist-interpose-XXXXXX) || exit 1
+chmod 755 "$TMP"
+cleanup() {
+  local mp
+  for mp in "${MOUNTS[@]:-}"; do [ -n "$mp" ] && umount -l "$mp" 2>/dev/null; done
+  if [ -n "${PERSIST_TEST_KEEP:-}" ]; then echo "kept $TMP"; else
+    chattr -R -i "$TMP" 2>/dev/null
+    rm -rf "$TMP"
+  fi
+}
+MOUNTS=()
+trap cleanup EXIT
+
+FAILED=0
+fail() { echo "FAIL: $*"; FAILED=1; }
+note() { echo "  $*"; }
+finish() {
+  if [ "$FAILED" -ne 0 ]; then echo "RESULT: FAIL ($CASE)"; exit 1; fi
+  echo "RESULT: PASS ($CASE)"
+  exit 0
+}
+skip() { echo "SKIP: $*"; exit 77; }
+
+# The exact line the shim prints when another process holds the heap file (interpose/bootstrap.cpp).
+inuse_line() { echo "libpersist: not persisting: $1 is in use by another process; running on a volatile heap"; }
+
+# Show a file, indented, at most N lines.
+show() {
+  local f=$1 n=${2:-20}
+  [ -s "$f" ] || { echo "    (empty)"; return; }
+  head -n "$n" "$f" | sed 's/^/    | /'
+  local total
+  total=$(wc -l <"$f")
+  [ "$total" -gt "$n" ] && echo "    | ... ($total lines)"
+  return 0
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# A value from `persist info --json FILE` (top-level key).
+info_field() {
+  "$TOOL" info "$1" --json 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("null" if v is None else v)' "$2"
+}
+
+# check_heap HEAP [WHAT]: `persist check` must exit 0; prints its summary. Also the heap must be
+# clean (the last process that had it exited normally) and hold live blocks.
+check_heap() {
+  local heap=$1 what=${2:-heap}
+  if [ ! -f "$heap" ]; then fail "$what: the heap file $heap does not exist"; return 1; fi
+  "$TOOL" check "$heap" >"$TMP/check.out" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    fail "$what: persist check exited with status $rc"
+    show "$TMP/check.out" 30
+    return 1
+  fi
+  local state live opens
+  state=$(info_field "$heap" state)
+  live=$(info_field "$heap" live_blocks)
+  opens=$(info_field "$heap" opens)
+  note "$what: persist check: consistent; state $state, $live live blocks, $(info_field "$heap" live_bytes) live bytes, opened $opens times, file $(stat -c %s "$heap") bytes"
+  [ "$state" = clean ] || fail "$what: the heap is '$state' after the programs exited (expected clean)"
+  [ "${live:-0}" != null ] && [ "${live:-0}" -gt 0 ] || fail "$what: no live blocks in the heap: nothing was persisted"
+  return 0
+}
+
+# stderr_without_inuse ERRFILE HEAP OUT: OUT gets ERRFILE minus the shim's "in use" lines for
+# HEAP; prints how many there were.
+stderr_without_inuse() {
+  local line
+  line=$(inuse_line "$2")
+  grep -vxF -- "$line" "$1" >"$3"
+  grep -cxF -- "$line" "$1"
+}
+
+# run_both NAME CHILDREN SCENARIO [TIMEOUT]
+#   Runs the shell function SCENARIO twice in a fresh directory $TMP/work (the same path both
+#   times, so that outputs naming it agree): first with RUN=(timeout ... env) — the reference —
+#   then with RUN=(timeout ... env LD_PRELOAD=SHIM PERSIST_FILE=HEAP). The scenario prefixes every
+#   program it wants under the shim with "${RUN[@]}". Then compares exit status and stdout exactly,
+#   and stderr once the shim's "in use" lines are taken out (CHILDREN=yes: the programs start
+#   children that inherit the environment and find the heap locked; CHILDREN=no: there must be
+#   no such line). Finally `persist check` on the heap.
+HEAP=
+run_both() {
+  local name=$1 children=$2 scenario=$3 limit=${4:-120}
+  HEAP=$TMP/$name.heap
+  local mode start
+  for mode in ref shim; do
+    rm -rf "$TMP/work"
+    mkdir -p "$TMP/work"
+    MODE=$mode
+    if [ $mode = ref ]; then
+      RUN=(timeout -k 5 "$limit" env)
+    else
+      RUN=(timeout -k 5 "$limit" env LD_PRELOAD="$SHIM" PERSIST_FILE="$HEAP")
+    fi
+    start=$(now)
+    (cd "$TMP/work" && "$scenario") >"$TMP/$mode.out" 2>"$TMP/$mode.err"
+    echo $? >"$TMP/$mode.rc"
+    note "$name ($mode): exit status $(cat "$TMP/$mode.rc"), $(wc -c <"$TMP/$mode.out") bytes of stdout, $(elapsed "$start") s"
+  done
+  local rc_ref rc_shim
+  rc_ref=$(cat "$TMP/ref.rc") rc_shim=$(cat "$TMP/shim.rc")
+  if [ "$rc_ref" -ne 0 ]; then
+    fail "$name: the reference run (without the shim) failed with status $rc_ref: the test itself is broken"
+    show "$TMP/ref.out"
+    show "$TMP/ref.err"
+  fi
+  [ "$rc_ref" = "$rc_shim" ] || fail "$name: exit status $rc_shim under the shim, $rc_ref without it"
+  if ! cmp -s "$TMP/ref.out" "$TMP/shim.out"; then
+    fail "$name: stdout differs under the shim (diff reference shim):"
+    diff "$TMP/ref.out" "$TMP/shim.out" | head -n 30 | sed 's/^/    | /'
+  fi
+  local inuse
+  inuse=$(stderr_without_inuse "$TMP/shim.err" "$HEAP" "$TMP/shim.err.rest")
+  if [ "$children" = no ] && [ "$inuse" -ne 0 ]; then
+    fail "$name: $inuse 'in use' lines on stderr, but no process should have found the heap locked"
+  fi
+  [ "$children" = yes ] && note "$name: $inuse child processes found the heap locked and ran on a volatile heap (expected)"
+  if ! cmp -s "$TMP/ref.err" "$TMP/shim.err.rest"; then
+    fail "$name: stderr under the shim (less the 'in use' lines) differs from the reference:"
+    diff "$TMP/ref.err" "$TMP/shim.err.rest" | head -n 30 | sed 's/^/    | /'
+  fi
+  check_heap "$HEAP" "$name"
+}

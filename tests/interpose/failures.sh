@@ -1,0 +1,312 @@
+#!/bin/bash
+# failures.sh SHIM TOOL BINDIR SRCDIR CASE — "never die for persistence" (issue 3 points 6 and 7).
+# In every case the program's output and exit status must be those of the run without the shim,
+# and stderr must hold exactly one line, "libpersist: not persisting: <reason>; running on a
+# volatile heap", whose reason names the cause. A file that is not usable must not be modified.
+#
+#   unwritable       the heap cannot be created: /proc/x.heap, a path under a regular file, a
+#                    read-only tmpfs (if mounting is permitted), an immutable file (chattr +i)
+#   directory        PERSIST_FILE names a directory
+#   foreign          a file of random bytes, a small text file
+#   newer_version    a heap whose superblock (both slots, valid checksums) says format major + 1
+#   truncated        a heap file cut short
+#   address_occupied a heap created at 0x400000 opened by a non-PIE program (its text is there);
+#                    a heap created at 0x555555554000 opened by a PIE program run with setarch -R
+#   addr_reopen      a heap created with PERSIST_ADDR reopens where it was created without it
+#   disk_full        a 2 MiB tmpfs: malloc gets NULL/ENOMEM, never a signal; a heap that cannot be
+#                    created at all on the full file system
+#   strict           PERSIST_STRICT=1 turns a failure into an abort with the message
+#   secure_setuid    a setuid program (AT_SECURE) persists nothing even with PERSIST_FILE set
+#   other_owner      a heap file owned by another user is refused
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+HELLO=$BIN/interpose_hello
+
+# expect_fallback WHAT FILE REASON CMD...: CMD under the shim with PERSIST_FILE=FILE must print
+# what CMD prints without it, and exactly one "not persisting" line whose reason contains REASON.
+# CMD may start with VAR=VALUE words (more environment for it, as with env).
+# PREFIX (an array, normally empty) runs before the environment is set: not under the shim.
+PREFIX=()
+expect_fallback() {
+  local what=$1 file=$2 reason=$3
+  shift 3
+  timeout 60 "${PREFIX[@]}" env "$@" >"$TMP/ref.out" 2>"$TMP/ref.err"
+  local rref=$?
+  timeout 60 "${PREFIX[@]}" env LD_PRELOAD="$SHIM" PERSIST_FILE="$file" "$@" >"$TMP/shim.out" 2>"$TMP/shim.err"
+  local rshim=$?
+  note "$what: $(head -n 1 "$TMP/shim.err")"
+  [ $rref -eq $rshim ] || fail "$what: exit status $rshim under the shim, $rref without it"
+  cmp -s "$TMP/ref.out" "$TMP/shim.out" || {
+    fail "$what: the output differs under the shim:"
+    diff "$TMP/ref.out" "$TMP/shim.out" | head -n 10 | sed 's/^/    | /'
+  }
+  local lines
+  lines=$(grep -c . "$TMP/shim.err")
+  if [ "$lines" -ne 1 ]; then
+    fail "$what: $lines lines on stderr (expected exactly one):"
+    show "$TMP/shim.err"
+  fi
+  if ! grep -q '^libpersist: not persisting: .*; running on a volatile heap$' "$TMP/shim.err"; then
+    fail "$what: no 'libpersist: not persisting: ...; running on a volatile heap' line"
+  elif ! grep -qF -- "$reason" "$TMP/shim.err"; then
+    fail "$what: the message does not name the reason ('$reason')"
+  fi
+}
+
+# unchanged FILE SUM WHAT: the file's checksum is still SUM.
+unchanged() {
+  [ "$(md5sum <"$1")" = "$2" ] || fail "$3: the file was modified"
+}
+
+# A tmpfs of SIZE at DIR (options OPTS), or skip the test.
+mount_tmpfs() {
+  local dir=$1 opts=$2
+  mkdir -p "$dir"
+  if ! mount -t tmpfs -o "$opts" tmpfs "$dir" 2>"$TMP/mount.err"; then
+    return 1
+  fi
+  MOUNTS+=("$dir")
+  return 0
+}
+
+# make_heap FILE [ENV...]: a real heap made by running hello under the shim.
+make_heap() {
+  local file=$1
+  shift
+  env LD_PRELOAD="$SHIM" PERSIST_FILE="$file" "$@" "$HELLO" >/dev/null 2>"$TMP/make.err" ||
+    { fail "could not create a heap in $file"; show "$TMP/make.err"; }
+  [ -s "$TMP/make.err" ] && { fail "creating $file printed:"; show "$TMP/make.err"; }
+  return 0
+}
+
+case $CASE in
+  unwritable)
+    expect_fallback "/proc/x.heap" /proc/x.heap "/proc/x.heap" "$HELLO"
+    printf 'a regular file\n' >"$TMP/regular"
+    expect_fallback "under a regular file" "$TMP/regular/x.heap" "not a directory" "$HELLO"
+    [ "$(cat "$TMP/regular")" = "a regular file" ] || fail "the regular file was modified"
+    expect_fallback "in a missing directory" "$TMP/missing/dir/x.heap" "no such file or directory" "$HELLO"
+    if mount_tmpfs "$TMP/ro" ro,size=1m; then
+      expect_fallback "on a read-only tmpfs" "$TMP/ro/x.heap" "read-only file system" "$HELLO"
+    else
+      note "read-only tmpfs: mount not permitted ($(cat "$TMP/mount.err")); that subcase is skipped"
+    fi
+    make_heap "$TMP/immutable.heap"
+    if chattr +i "$TMP/immutable.heap" 2>/dev/null; then
+      sum=$(md5sum <"$TMP/immutable.heap")
+      expect_fallback "an immutable heap file (chattr +i)" "$TMP/immutable.heap" "operation not permitted" "$HELLO"
+      chattr -i "$TMP/immutable.heap"
+      unchanged "$TMP/immutable.heap" "$sum" "the immutable heap"
+    else
+      note "chattr +i is not supported on $(df --output=fstype "$TMP" | tail -n 1): that subcase is skipped"
+    fi
+    ;;
+
+  directory)
+    mkdir -p "$TMP/adir"
+    expect_fallback "PERSIST_FILE is a directory" "$TMP/adir" "is a directory" "$HELLO"
+    expect_fallback "PERSIST_FILE is a directory (trailing slash)" "$TMP/adir/" "is a directory" "$HELLO"
+    [ -z "$(ls -A "$TMP/adir")" ] || fail "something was created in the directory: $(ls -A "$TMP/adir")"
+    ;;
+
+  foreign)
+    head -c $((8 << 20)) /dev/urandom >"$TMP/random.heap"
+    sum=$(md5sum <"$TMP/random.heap")
+    expect_fallback "8 MiB of random bytes" "$TMP/random.heap" "not a libpersist heap" "$HELLO"
+    unchanged "$TMP/random.heap" "$sum" "the random file"
+    printf 'just some text\n' >"$TMP/text.heap"
+    expect_fallback "a small text file" "$TMP/text.heap" "too small" "$HELLO"
+    [ "$(cat "$TMP/text.heap")" = "just some text" ] || fail "the text file was modified"
+    # A page of zeros followed by data: no magic either.
+    { head -c 4096 /dev/zero; head -c $((4 << 20)) /dev/urandom; } >"$TMP/zeros.heap"
+    sum=$(md5sum <"$TMP/zeros.heap")
+    expect_fallback "a file starting with a zero page" "$TMP/zeros.heap" "not a libpersist heap" "$HELLO"
+    unchanged "$TMP/zeros.heap" "$sum" "the zero-page file"
+    ;;
+
+  newer_version)
+    heap=$TMP/newer.heap
+    make_heap "$heap"
+    "$BIN/interpose_newer_version" "$heap" || fail "interpose_newer_version failed"
+    "$TOOL" info "$heap" >"$TMP/info.out" 2>&1
+    note "persist info on the patched heap: exit status $? ($(head -n 1 "$TMP/info.out"))"
+    sum=$(md5sum <"$heap")
+    expect_fallback "format major + 1" "$heap" "is newer than this library" "$HELLO"
+    unchanged "$heap" "$sum" "the newer-version heap"
+    ;;
+
+  truncated)
+    heap=$TMP/big.heap
+    # A heap of several segments: python allocating 40 MB.
+    env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" /usr/bin/python3 -c 'x = [bytearray(1 << 20) for _ in range(40)]; print(len(x))' \
+      >/dev/null 2>"$TMP/make.err" || fail "could not create the big heap"
+    size=$(stat -c %s "$heap")
+    note "heap of $size bytes, extent $(info_field "$heap" extent_bytes)"
+    cp "$heap" "$TMP/cut.heap"
+    truncate -s $((size / 2)) "$TMP/cut.heap"
+    sum=$(md5sum <"$TMP/cut.heap")
+    expect_fallback "cut to half its size" "$TMP/cut.heap" "shorter" "$HELLO"
+    unchanged "$TMP/cut.heap" "$sum" "the truncated heap"
+    cp "$heap" "$TMP/tiny.heap"
+    truncate -s 3000 "$TMP/tiny.heap"
+    expect_fallback "cut to 3000 bytes" "$TMP/tiny.heap" "too small" "$HELLO"
+    [ "$(stat -c %s "$TMP/tiny.heap")" -eq 3000 ] || fail "the 3000-byte heap file changed size"
+    ;;
+
+  address_occupied)
+    # (a) A heap created at 0x400000 (free in a PIE program), opened by a non-PIE program whose
+    #     text is mapped at 0x400000.
+    heap=$TMP/low.heap
+    make_heap "$heap" PERSIST_ADDR=0x400000 PERSIST_MAX=64M
+    base=$(info_field "$heap" base)
+    [ "$base" = 0x400000 ] || fail "the heap was created at $base, not 0x400000"
+    sum=$(md5sum <"$heap")
+    # (PERSIST_ADDR is given again so that the open gets as far as the address range; that an
+    # existing heap opens where it was created without it is case addr_reopen.)
+    expect_fallback "heap at 0x400000, non-PIE program" "$heap" "is occupied" \
+      PERSIST_ADDR=0x400000 "$BIN/interpose_hello_nopie"
+    unchanged "$heap" "$sum" "the heap at 0x400000"
+    # (b) A heap created at 0x555555554000, where a PIE program is loaded when ASLR is off.
+    heap=$TMP/pie.heap
+    for try in 1 2 3 4 5; do
+      rm -f "$heap"
+      env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_ADDR=0x555555554000 PERSIST_MAX=64M \
+        "$HELLO" >/dev/null 2>"$TMP/make.err"
+      [ -s "$TMP/make.err" ] || break  # (ASLR put this run's own binary there: try again)
+    done
+    [ "$(info_field "$heap" base)" = 0x555555554000 ] || fail "could not create a heap at 0x555555554000: $(cat "$TMP/make.err")"
+    if setarch -R true 2>/dev/null; then
+      sum=$(md5sum <"$heap")
+      PREFIX=(setarch -R)
+      expect_fallback "heap at 0x555555554000, PIE program under setarch -R" "$heap" "is occupied" \
+        PERSIST_ADDR=0x555555554000 "$HELLO"
+      PREFIX=()
+      unchanged "$heap" "$sum" "the heap at 0x555555554000"
+    else
+      note "setarch -R is not permitted here: subcase (b) skipped"
+    fi
+    ;;
+
+  addr_reopen)
+    # README: PERSIST_ADDR is the base address of a *new* heap; an existing heap opens where it
+    # was created. So a heap made at another address must reopen without PERSIST_ADDR.
+    heap=$TMP/elsewhere.heap
+    make_heap "$heap" PERSIST_ADDR=0x300000000000
+    [ "$(info_field "$heap" base)" = 0x300000000000 ] || fail "the heap was not created at 0x300000000000"
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$HELLO" >"$TMP/r.out" 2>"$TMP/r.err"
+    rc=$?
+    note "reopening without PERSIST_ADDR: exit status $rc; stderr: $(cat "$TMP/r.err")"
+    [ $rc -eq 0 ] && [ "$(cat "$TMP/r.out")" = "$("$HELLO")" ] || fail "reopening: status $rc or output differs"
+    [ -s "$TMP/r.err" ] && fail "a heap created at 0x300000000000 does not reopen without PERSIST_ADDR"
+    [ "$(info_field "$heap" opens)" = 2 ] || fail "the heap was opened $(info_field "$heap" opens) times (expected 2)"
+    # With PERSIST_ADDR naming its address it reopens, of course.
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_ADDR=0x300000000000 "$HELLO" >/dev/null 2>"$TMP/r.err"
+    [ -s "$TMP/r.err" ] && fail "reopening with PERSIST_ADDR=0x300000000000 failed: $(cat "$TMP/r.err")"
+    check_heap "$heap"
+    ;;
+
+  disk_full)
+    if ! mount_tmpfs "$TMP/full" size=2m; then
+      skip "cannot mount a tmpfs ($(cat "$TMP/mount.err")): the full-disk cases need one"
+    fi
+    W=$BIN/interpose_worker
+    # (a) A heap on a 2 MiB file system: allocation failures are NULL/ENOMEM, never SIGBUS.
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$TMP/full/heap" "$W" diskfull >"$TMP/df.out" 2>"$TMP/df.err"
+    rc=$?
+    note "worker diskfull on a 2 MiB tmpfs: exit status $rc"
+    show "$TMP/df.out"
+    show "$TMP/df.err"
+    [ $rc -eq 0 ] || fail "worker diskfull: exit status $rc$( [ $rc -gt 128 ] && echo " (signal $((rc - 128)))")"
+    expected=$'big malloc: NULL, errno ENOMEM\nsmall mallocs: stopped with NULL, errno ENOMEM\nmalloc after free: succeeded'
+    [ "$(cat "$TMP/df.out")" = "$expected" ] || fail "worker diskfull: unexpected output"
+    grep -v '^diskfull: ' "$TMP/df.err" | grep -q . && fail "worker diskfull: unexpected lines on stderr"
+    "$TOOL" check "$TMP/full/heap" >"$TMP/check.out" 2>&1 || { fail "persist check on the full-disk heap failed:"; show "$TMP/check.out"; }
+    note "persist check on the full-disk heap: $(head -n 1 "$TMP/check.out")"
+    # (b) A heap that cannot be created at all: the file system is full.
+    rm -f "$TMP/full/heap"
+    dd if=/dev/zero of="$TMP/full/fill" bs=4096 2>/dev/null
+    note "filled the tmpfs: $(df --output=avail -B1 "$TMP/full" | tail -n 1 | tr -d ' ') bytes free"
+    expect_fallback "creating a heap on a full file system" "$TMP/full/new.heap" "no space left on device" "$HELLO"
+    expect_fallback "creating a heap on a full file system (python3)" "$TMP/full/py.heap" "no space left on device" \
+      /usr/bin/python3 -c 'print(sorted({str(i): i for i in range(10000)}.items())[:2])'
+    ;;
+
+  strict)
+    mkdir -p "$TMP/adir"
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$TMP/adir" PERSIST_STRICT=1 "$HELLO" >"$TMP/s.out" 2>"$TMP/s.err"
+    rc=$?
+    note "PERSIST_STRICT=1, PERSIST_FILE a directory: exit status $rc, stderr: $(cat "$TMP/s.err")"
+    [ $rc -eq 134 ] || fail "exit status $rc (expected 134: abort)"
+    [ "$(cat "$TMP/s.err")" = "libpersist: fatal (PERSIST_STRICT or PERSIST_ON_BUSY=fail): cannot open $TMP/adir: is a directory" ] ||
+      fail "stderr is not the one fatal line naming the reason"
+    [ -s "$TMP/s.out" ] && fail "the program produced output: $(cat "$TMP/s.out")"
+    head -c $((1 << 20)) /dev/urandom >"$TMP/random.heap"
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$TMP/random.heap" PERSIST_STRICT=1 "$HELLO" >"$TMP/s.out" 2>"$TMP/s.err"
+    rc=$?
+    note "PERSIST_STRICT=1, a foreign file: exit status $rc, stderr: $(cat "$TMP/s.err")"
+    [ $rc -eq 134 ] || fail "foreign file: exit status $rc (expected 134: abort)"
+    grep -q '^libpersist: fatal .*not a libpersist heap' "$TMP/s.err" || fail "foreign file: the fatal message does not name the reason"
+    # A usable heap: PERSIST_STRICT=1 changes nothing.
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$TMP/ok.heap" PERSIST_STRICT=1 "$HELLO" >"$TMP/s.out" 2>"$TMP/s.err"
+    rc=$?
+    [ $rc -eq 0 ] && [ "$(cat "$TMP/s.out")" = "$("$HELLO")" ] && [ ! -s "$TMP/s.err" ] ||
+      fail "PERSIST_STRICT=1 with a usable heap: status $rc, stderr $(cat "$TMP/s.err")"
+    check_heap "$TMP/ok.heap" "strict, usable heap"
+    ;;
+
+  secure_setuid)
+    command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
+    [ "$(id -u)" -eq 0 ] || skip "needs root to make a setuid copy"
+    W=$BIN/interpose_worker  # links libpersist.so (ld.so ignores LD_PRELOAD paths in secure mode)
+    ref=$(PERSIST_FILE=$TMP/ref.heap "$W" run 0) || fail "the worker does not run"
+    mkdir -p "$TMP/suid"
+    chmod 755 "$TMP/suid"
+    # (a) setuid root, run by uid 65534: euid 0 != ruid 65534, AT_SECURE.
+    cp "$W" "$TMP/suid/worker-root"
+    chown 0:0 "$TMP/suid/worker-root"
+    chmod 4755 "$TMP/suid/worker-root"
+    mkdir -p "$TMP/suid/cwd"
+    chmod 777 "$TMP/suid/cwd"
+    out=$(cd "$TMP/suid/cwd" && timeout 60 setpriv --reuid=65534 --regid=65534 --clear-groups \
+      env LD_PRELOAD="$SHIM" PERSIST_FILE="$TMP/suid/a.heap" PERSIST_VERBOSE=1 "$TMP/suid/worker-root" run 0 2>"$TMP/a.err")
+    rc=$?
+    note "setuid-root worker run by uid 65534: exit status $rc; stderr: $(head -c 300 "$TMP/a.err")"
+    [ $rc -eq 0 ] && [ "$out" = "$ref" ] || fail "setuid-root worker: status $rc, output '$out'"
+    [ -e "$TMP/suid/a.heap" ] && fail "the setuid program created its PERSIST_FILE: secure mode persisted"
+    [ -z "$(ls -A "$TMP/suid/cwd")" ] || fail "the setuid program created files: $(ls -A "$TMP/suid/cwd")"
+    grep -q 'libpersist' "$TMP/a.err" && fail "the setuid program printed libpersist lines (PERSIST_VERBOSE must not be read)"
+    # (b) setuid nobody, run by root: euid 65534 != ruid 0, AT_SECURE.
+    cp "$W" "$TMP/suid/worker-nobody"
+    chown 65534:65534 "$TMP/suid/worker-nobody"
+    chmod 4755 "$TMP/suid/worker-nobody"
+    out=$(cd "$TMP/suid/cwd" && timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$TMP/suid/cwd/b.heap" \
+      "$TMP/suid/worker-nobody" run 0 2>"$TMP/b.err")
+    rc=$?
+    note "setuid-nobody worker run by root: exit status $rc; stderr: $(head -c 300 "$TMP/b.err")"
+    [ $rc -eq 0 ] && [ "$out" = "$ref" ] || fail "setuid-nobody worker: status $rc, output '$out'"
+    [ -e "$TMP/suid/cwd/b.heap" ] && fail "the setuid-nobody program created its PERSIST_FILE"
+    [ -z "$(ls -A "$TMP/suid/cwd")" ] || fail "the setuid-nobody program created files: $(ls -A "$TMP/suid/cwd")"
+    # Control: the same copy without the setuid bit persists.
+    chmod 0755 "$TMP/suid/worker-root"
+    out=$(cd "$TMP/suid/cwd" && timeout 60 env PERSIST_FILE="$TMP/suid/c.heap" "$TMP/suid/worker-root" run 0 2>"$TMP/c.err")
+    [ -f "$TMP/suid/c.heap" ] || fail "control: the copy without the setuid bit did not persist (is libpersist loaded at all?)"
+    [ -f "$TMP/suid/c.heap" ] && check_heap "$TMP/suid/c.heap" "control run"
+    ;;
+
+  other_owner)
+    heap=$TMP/owned.heap
+    make_heap "$heap"
+    chown 65534:65534 "$heap"
+    sum=$(md5sum <"$heap")
+    expect_fallback "a heap owned by uid 65534, opened by root" "$heap" "belongs to another user" "$HELLO"
+    unchanged "$heap" "$sum" "the other user's heap"
+    # Created heap files are private: mode 0600.
+    make_heap "$TMP/mode.heap"
+    mode=$(stat -c %a "$TMP/mode.heap")
+    [ "$mode" = 600 ] || fail "a new heap file has mode $mode (expected 600)"
+    # A symbolic link is not followed (O_NOFOLLOW).
+    ln -s "$TMP/mode.heap" "$TMP/link.heap"
+    expect_fallback "a symbolic link to a heap" "$TMP/link.heap" "symbolic link" "$HELLO"
+    ;;
+  *) echo "unknown case $CASE"; exit 64 ;;
+esac
+finish
