@@ -48,6 +48,12 @@ uint32_t crc32c(const void *data, size_t len, uint32_t crc) {
   return ~crc;
 }
 
+bool super_slot_valid(const uint8_t *page0, int k) {
+  Superblock sb;
+  memcpy(&sb, page0 + k * kSuperSlotSize, sizeof sb);
+  return check_slot(sb) == kSlotOk;
+}
+
 int super_read(const uint8_t *page0, size_t len, Superblock *out, Msg *why, int *slot) {
   if (len < kPageSize) {
     why->add("file too small to be a heap (").dec(len).add(" bytes)");

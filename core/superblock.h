@@ -20,6 +20,9 @@ uint32_t crc32c(const void *data, size_t len, uint32_t crc = 0);
 // with the reason in `why`. `slot` (optional) gets the index of the slot used.
 int super_read(const uint8_t *page0, size_t len, Superblock *out, Msg *why, int *slot = nullptr);
 
+// Is slot k (0 or 1) of page0 a valid superblock copy on its own?
+bool super_slot_valid(const uint8_t *page0, int k);
+
 // Write `sb` as the next version: seq = current + 1, into the other slot, checksummed.
 void super_write(uint8_t *page0, Superblock &sb);
 
