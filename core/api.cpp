@@ -28,6 +28,7 @@ int set_errno(int code) {
   else if (code == PERSIST_E_EXISTS) errno = EEXIST;
   else if (code == PERSIST_E_NOHEAP) errno = ENODEV;
   else if (code == PERSIST_E_NOTBLOCK) errno = EINVAL;
+  else if (code == PERSIST_E_TYPE) errno = EILSEQ;
   else errno = EIO;
   return code;
 }
@@ -52,6 +53,7 @@ constexpr StrErr kMessages[] = {
     {PERSIST_E_NOTBLOCK, "not the start of a live block of this heap"},
     {PERSIST_E_TAG, "root tag is empty or too long"},
     {PERSIST_E_MOVED, "the heap was created at another address"},
+    {PERSIST_E_TYPE, "the root was published with another type"},
     {-ENOENT, "no such file or directory"},
     {-EACCES, "permission denied"},
     {-EPERM, "operation not permitted"},
@@ -188,6 +190,16 @@ int persist_heap_root_set(persist_heap_t *heap, const char *tag, void *ptr) {
 }
 int persist_heap_root_remove(persist_heap_t *heap, const char *tag) {
   int rc = persist::roots_remove(as_heap(heap), tag);
+  return rc ? set_errno(rc) : 0;
+}
+void *persist_heap_root_typed_get(persist_heap_t *heap, const char *tag, uint64_t type, size_t *size) {
+  int err = 0;
+  void *p = persist::roots_typed_get(as_heap(heap), tag, type, size, &err);
+  if (!p) set_errno(err ? err : -ENOENT);
+  return p;
+}
+int persist_heap_root_publish(persist_heap_t *heap, const char *tag, void *ptr, size_t size, uint64_t type) {
+  int rc = persist::roots_publish(as_heap(heap), tag, ptr, size, type);
   return rc ? set_errno(rc) : 0;
 }
 int persist_heap_root_each(persist_heap_t *heap,

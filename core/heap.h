@@ -296,5 +296,7 @@ void *roots_get(Heap *h, const char *tag, size_t *size, int *err);
 int roots_set(Heap *h, const char *tag, void *ptr);
 int roots_remove(Heap *h, const char *tag);
 int roots_each(Heap *h, int (*fn)(const char *, void *, size_t, void *), void *arg);
+void *roots_typed_get(Heap *h, const char *tag, uint64_t type, size_t *size, int *err);
+int roots_publish(Heap *h, const char *tag, void *ptr, size_t size, uint64_t type);
 
 }  // namespace persist

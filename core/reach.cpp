@@ -104,6 +104,11 @@ int Reach::run(const Image &img, Msg *why) {
       if (w - base < size) push(w - base);  // a pointer
       else if ((w & ~PERSIST_OFFSET_MASK) == PERSIST_OFFSET_TAG && (w & PERSIST_OFFSET_MASK) < size)
         push(w & PERSIST_OFFSET_MASK);  // a tagged offset
+      else if ((w & ~PERSIST_OFFSET_MASK) == PERSIST_SELF_TAG) {  // a self-relative link
+        int64_t delta = static_cast<int64_t>((w & PERSIST_OFFSET_MASK) << 16) >> 16;
+        uint64_t target = o + static_cast<uint64_t>(delta);
+        if (target < size) push(target);
+      }
     }
   }
   return 0;

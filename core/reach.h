@@ -2,8 +2,8 @@
 //
 // Every root table and every root's block is reachable; a reachable block's every aligned 8-byte
 // word whose value lies inside the heap's recorded range [base, base + size) — a pointer — or is
-// a tagged offset below size (persist_offset_t, persist.h) makes the block containing that
-// address reachable (interior pointers count). Costs O(reachable bytes) plus the
+// a tagged offset or a tagged self-relative link (persist.h) to a place inside the heap makes
+// the block containing that place reachable (interior pointers count). Costs O(reachable bytes) plus the
 // segment index. Mark bits are laid out like the allocation bitmaps (bit `index` of a run's
 // bitmap area; bit 0 of a large or huge block's first page), so a sweep is a word-wise AND.
 #pragma once

@@ -113,7 +113,7 @@ size_t live_block_size(Heap *h, void *p) {
   return s->bsize;
 }
 
-int publish(Heap *h, const char *tag, size_t len, void *p, size_t size) {
+int publish(Heap *h, const char *tag, size_t len, void *p, size_t size, uint64_t type = 0) {
   RootEntry *e = free_entry(h);
   if (!e) return -ENOMEM;
   memset(e->tag, 0, sizeof e->tag);
@@ -122,7 +122,7 @@ int publish(Heap *h, const char *tag, size_t len, void *p, size_t size) {
   e->tag_hash = fnv1a(tag, len);
   e->offset = h->off(p);
   e->size = size;
-  e->type = 0;
+  e->type = type;
   PERSIST_CRASH_POINT("root.fill");
   __atomic_store_n(&e->state, kRootLive, __ATOMIC_RELEASE);  // the commit point
   PERSIST_CRASH_POINT("root.publish");
@@ -191,6 +191,35 @@ int roots_set(Heap *h, const char *tag, void *ptr) {
     return 0;
   }
   return publish(h, tag, len, ptr, usable);
+}
+
+void *roots_typed_get(Heap *h, const char *tag, uint64_t type, size_t *size, int *err) {
+  size_t len;
+  if ((*err = check_tag(tag, &len))) return nullptr;
+  Guard g(h->roots_lock);
+  RootEntry *e = find(h, tag, len);
+  if (!e) {
+    *err = -ENOENT;
+    return nullptr;
+  }
+  if (e->type != type) {
+    *err = PERSIST_E_TYPE;
+    return nullptr;
+  }
+  if (size) *size = e->size;
+  return e->offset ? h->at(e->offset) : nullptr;
+}
+
+int roots_publish(Heap *h, const char *tag, void *ptr, size_t size, uint64_t type) {
+  size_t len;
+  int rc = check_tag(tag, &len);
+  if (rc) return rc;
+  size_t usable = live_block_size(h, ptr);
+  if (!usable) return PERSIST_E_NOTBLOCK;
+  if (size > usable) return -EINVAL;
+  Guard g(h->roots_lock);
+  if (find(h, tag, len)) return PERSIST_E_EXISTS;
+  return publish(h, tag, len, ptr, size, type);
 }
 
 int roots_remove(Heap *h, const char *tag) {

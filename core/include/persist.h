@@ -37,7 +37,8 @@ enum {
   PERSIST_E_EXISTS = -1008,   /* a root with this tag exists with a smaller size               */
   PERSIST_E_NOTBLOCK = -1009, /* the pointer is not the start of a live block of this heap     */
   PERSIST_E_TAG = -1010,      /* tag empty or longer than PERSIST_TAG_MAX bytes                */
-  PERSIST_E_MOVED = -1011     /* heap recorded at another address and relocation is not enabled */
+  PERSIST_E_MOVED = -1011,    /* heap recorded at another address and relocation is not enabled */
+  PERSIST_E_TYPE = -1012      /* a typed root exists with another type identity               */
 };
 
 const char *persist_strerror(int code);
@@ -98,6 +99,14 @@ void *persist_heap_root(persist_heap_t *heap, const char *tag, size_t size);
 void *persist_heap_root_get(persist_heap_t *heap, const char *tag, size_t *size);
 int persist_heap_root_set(persist_heap_t *heap, const char *tag, void *ptr);
 int persist_heap_root_remove(persist_heap_t *heap, const char *tag);
+/* Typed roots (what persist::root<T> is built on). A type identity is a non-zero 64-bit value
+ * (persist.hpp derives it from the type's name and size). typed_get: the root's block, or NULL
+ * with errno ENOENT (no such root) or EILSEQ (PERSIST_E_TYPE: it was published with another
+ * type). publish: create the root pointing at ptr, a live block the caller has fully initialised
+ * (so a crash never exposes a half-constructed object); PERSIST_E_EXISTS if the tag exists. */
+void *persist_heap_root_typed_get(persist_heap_t *heap, const char *tag, uint64_t type, size_t *size);
+int persist_heap_root_publish(persist_heap_t *heap, const char *tag, void *ptr, size_t size, uint64_t type);
+
 /* Call fn for every root (published order); stops early when fn returns non-zero. */
 int persist_heap_root_each(persist_heap_t *heap,
                            int (*fn)(const char *tag, void *ptr, size_t size, void *arg),
@@ -144,6 +153,10 @@ void *persist_heap_base(const persist_heap_t *heap);
   ((persist_offset_t)((p) ? (((uintptr_t)(p) - (uintptr_t)persist_heap_base(heap)) |      \
                              PERSIST_OFFSET_TAG)                                           \
                           : 0))
+/* Self-relative links (what persist::ptr<T> stores): the signed 48-bit distance from the word's
+ * own address to the target, with PERSIST_SELF_TAG in the top 16 bits; 0 means null. Valid in any
+ * heap wherever it is mapped, never rewritten by relocation, and followed by the collector. */
+#define PERSIST_SELF_TAG ((uint64_t)0x7e58 << 48)
 #define PERSIST_PTR(heap, off)                                                             \
   ((void *)((off) ? (uintptr_t)persist_heap_base(heap) + (uintptr_t)((off)&PERSIST_OFFSET_MASK) \
                   : 0))
