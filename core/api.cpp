@@ -123,11 +123,11 @@ int persist_sync(void) {
 int persist_open(const char *path, const persist_options_t *opts, persist_heap_t **out) {
   if (!out) return set_errno(-EINVAL);
   *out = nullptr;
-  persist_options_t o = opts ? *opts : persist_options_t{0, 0, 0};
+  persist_options_t o = opts ? *opts : persist_options_t{0, 0, 0, 0};
   Heap *h = nullptr;
   persist::Msg why;
   int rc = (o.flags & PERSIST_OPEN_VOLATILE) ? persist::heap_open_anonymous(o.addr, o.max_size, &h, &why)
-           : path ? persist::heap_open_file(path, o.addr, o.max_size, o.flags, &h, &why)
+           : path ? persist::heap_open_file(path, o.addr, o.max_size, o.flags, o.relocate, &h, &why)
                   : -EINVAL;
   if (rc) return set_errno(rc);
   *out = h;
@@ -151,20 +151,34 @@ int persist_close(persist_heap_t *heap) {
   return persist::heap_close(as_heap(heap));
 }
 
+// A heap opened read-only (archeology) allocates nothing and frees nothing.
+#define PERSIST_WRITABLE_OR(heap, fail)   \
+  if (as_heap(heap)->readonly) {          \
+    errno = EROFS;                        \
+    return fail;                          \
+  }
+
 void *persist_alloc(persist_heap_t *heap, size_t size) {
+  PERSIST_WRITABLE_OR(heap, nullptr);
   return persist::heap_malloc(as_heap(heap), size);
 }
 void *persist_calloc(persist_heap_t *heap, size_t n, size_t size) {
+  PERSIST_WRITABLE_OR(heap, nullptr);
   return persist::heap_calloc(as_heap(heap), n, size);
 }
 void *persist_alloc_aligned(persist_heap_t *heap, size_t alignment, size_t size) {
+  PERSIST_WRITABLE_OR(heap, nullptr);
   if (alignment == 0 || (alignment & (alignment - 1))) return errno = EINVAL, nullptr;
   return persist::heap_aligned(as_heap(heap), alignment, size);
 }
 void *persist_realloc(persist_heap_t *heap, void *ptr, size_t size) {
+  PERSIST_WRITABLE_OR(heap, nullptr);
   return persist::heap_realloc(as_heap(heap), ptr, size);
 }
-void persist_free(persist_heap_t *heap, void *ptr) { persist::heap_free(as_heap(heap), ptr); }
+void persist_free(persist_heap_t *heap, void *ptr) {
+  PERSIST_WRITABLE_OR(heap, );
+  persist::heap_free(as_heap(heap), ptr);
+}
 size_t persist_usable_size(persist_heap_t *heap, const void *ptr) {
   return persist::heap_usable_size(as_heap(heap), ptr);
 }
@@ -173,6 +187,7 @@ int persist_contains(const persist_heap_t *heap, const void *ptr) {
 }
 
 void *persist_heap_root(persist_heap_t *heap, const char *tag, size_t size) {
+  PERSIST_WRITABLE_OR(heap, nullptr);
   int err = 0;
   void *p = persist::roots_find_or_create(as_heap(heap), tag, size, &err);
   if (!p) set_errno(err ? err : -ENOMEM);
@@ -185,10 +200,12 @@ void *persist_heap_root_get(persist_heap_t *heap, const char *tag, size_t *size)
   return p;
 }
 int persist_heap_root_set(persist_heap_t *heap, const char *tag, void *ptr) {
+  PERSIST_WRITABLE_OR(heap, set_errno(-EROFS));
   int rc = persist::roots_set(as_heap(heap), tag, ptr);
   return rc ? set_errno(rc) : 0;
 }
 int persist_heap_root_remove(persist_heap_t *heap, const char *tag) {
+  PERSIST_WRITABLE_OR(heap, set_errno(-EROFS));
   int rc = persist::roots_remove(as_heap(heap), tag);
   return rc ? set_errno(rc) : 0;
 }
@@ -199,6 +216,7 @@ void *persist_heap_root_typed_get(persist_heap_t *heap, const char *tag, uint64_
   return p;
 }
 int persist_heap_root_publish(persist_heap_t *heap, const char *tag, void *ptr, size_t size, uint64_t type) {
+  PERSIST_WRITABLE_OR(heap, set_errno(-EROFS));
   int rc = persist::roots_publish(as_heap(heap), tag, ptr, size, type);
   return rc ? set_errno(rc) : 0;
 }
@@ -208,6 +226,7 @@ int persist_heap_root_each(persist_heap_t *heap,
   return persist::roots_each(as_heap(heap), fn, arg);
 }
 int persist_heap_sync(persist_heap_t *heap) {
+  if (as_heap(heap)->readonly) return 0;
   int rc = persist::heap_sync(as_heap(heap));
   return rc ? set_errno(rc) : 0;
 }
@@ -233,6 +252,7 @@ int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st) {
 
 int persist_heap_gc(persist_heap_t *heap, int dry_run, uint64_t *freed_bytes) {
   if (!heap) return set_errno(-EINVAL);
+  if (!dry_run) PERSIST_WRITABLE_OR(heap, set_errno(-EROFS));
   persist::GcReport rep;
   persist::Msg why;
   int rc = persist::heap_collect(as_heap(heap), dry_run != 0, &rep, &why);
@@ -253,5 +273,16 @@ int persist_heap_check(persist_heap_t *heap, char *msg, size_t msglen) {
 }
 
 void *persist_heap_base(const persist_heap_t *heap) { return static_cast<const Heap *>(heap)->base; }
+
+void *persist_translate(const persist_heap_t *heap, const void *old_ptr) {
+  const Heap *h = static_cast<const Heap *>(heap);
+  uint64_t size = h->size.load(), p = reinterpret_cast<uint64_t>(old_ptr);
+  if (p - h->old_base < size) return h->base + (p - h->old_base);
+  return nullptr;
+}
+
+uint64_t persist_relocated_words(const persist_heap_t *heap) {
+  return static_cast<const Heap *>(heap)->relocated_words;
+}
 
 }  // extern "C"

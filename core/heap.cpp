@@ -11,6 +11,7 @@
 #include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
+#include "relocate.h"
 #include "superblock.h"
 
 namespace persist {
@@ -186,7 +187,38 @@ int create_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, 
   return 0;
 }
 
-int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why) {
+void begin_move(Superblock &sb, uint64_t to) {
+  if (!(sb.flags & kSuperFlagRelocating)) sb.reloc_from = sb.base;
+  sb.reloc_to = to;
+  sb.flags |= kSuperFlagRelocating;
+}
+
+void end_move(Superblock &sb, uint64_t words) {
+  sb.base = sb.reloc_to;
+  sb.reloc_words = words;
+  ++sb.relocations;
+  sb.flags &= ~kSuperFlagRelocating;
+}
+
+// The heap is mapped at h->base, not where its pointers were written for (h->sb.base, or for an
+// interrupted relocation h->sb.reloc_from): record the move, rewrite, publish the new base.
+int relocate_heap(Heap *h, Msg *why) {
+  uint64_t to = reinterpret_cast<uint64_t>(h->base);
+  heap_update_super(h, begin_move, to);  // before the first word changes
+  PERSIST_CRASH_POINT("reloc.begin");
+  MoveRange r{h->sb.reloc_from, h->sb.size, to};
+  h->old_base = r.from;
+  uint64_t words = 0;
+  int rc = relocate_words(h->base, h->image(), &r, 1, &words, why);
+  if (rc) return rc;
+  h->relocated_words = words;
+  heap_update_super(h, end_move, words);
+  PERSIST_CRASH_POINT("reloc.done");
+  return 0;
+}
+
+int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, unsigned relocate,
+              Heap **out, Msg *why) {
   Heap *h = new_heap();
   if (!h) return -ENOMEM;
   bool created = false;
@@ -236,23 +268,71 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, He
     teardown(h);
     return PERSIST_E_CORRUPT;
   }
-  if (addr && addr != sb.base) {
-    why->add("the heap lives at ").hex(sb.base).add(", not at ").hex(addr)
-        .add(" (relocation is not supported yet)");
+  h->reserve = round_reserve(sb.reserve > max ? sb.reserve : max);
+  h->old_base = sb.base;
+  const bool resuming = sb.flags & kSuperFlagRelocating;
+  uint64_t want = addr ? addr : resuming ? sb.reloc_to : sb.base;
+  if (resuming && addr && addr != sb.reloc_to) {
+    why->add("an interrupted relocation to ").hex(sb.reloc_to).add(" must be finished there first");
     teardown(h);
     return PERSIST_E_MOVED;
   }
-  h->reserve = round_reserve(sb.reserve > max ? sb.reserve : max);
   void *at = nullptr;
-  if ((rc = os::reserve(sb.base, h->reserve, &at))) {
-    why->add("the heap's address range ").hex(sb.base).add("+").hex(h->reserve).add(" is occupied");
+  rc = want % kPageSize ? -EINVAL : os::reserve(want, h->reserve, &at);
+  if (rc == 0 && want == sb.base && !resuming) {
+    h->base = static_cast<uint8_t *>(at);  // where it was: nothing to move
+  } else if (relocate == PERSIST_RELOCATE_READONLY) {
+    if (rc == 0) os::unmap(at, h->reserve);
+    const void *ro = nullptr;
+    if ((rc = os::map_file_readonly(h->fd, sb.size, &ro))) {
+      teardown(h);
+      return rc;
+    }
+    h->base = static_cast<uint8_t *>(const_cast<void *>(ro));
+    h->reserve = sb.size;
+    h->readonly = true;
+  } else if (relocate == PERSIST_RELOCATE_REFUSE || (resuming && rc != 0)) {
+    if (rc == 0) os::unmap(at, h->reserve);
+    if (rc == -EEXIST) why->add("the heap's address range ").hex(want).add("+").hex(h->reserve).add(" is occupied");
+    else if (rc == 0) why->add("the heap lives at ").hex(sb.base).add(", not at ").hex(want);
+    if (resuming) why->add(" (an interrupted relocation must be finished at ").hex(sb.reloc_to).add(")");
     teardown(h);
-    return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+    return rc == 0 ? PERSIST_E_MOVED : rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+  } else {
+    // Move: anywhere the kernel likes unless `addr` said where, but never overlapping the old
+    // range, so that the pass is idempotent.
+    if (rc != 0 && (addr || (rc = os::reserve(0, h->reserve, &at)))) {
+      why->add("cannot reserve the address range to move the heap to");
+      teardown(h);
+      return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+    }
+    uint64_t b = reinterpret_cast<uint64_t>(at), from = resuming ? sb.reloc_from : sb.base;
+    if (b < from + sb.size && from < b + sb.size) {
+      os::unmap(at, h->reserve);
+      why->add("the new address ").hex(b).add(" overlaps the heap's old range at ").hex(from);
+      teardown(h);
+      return -EINVAL;
+    }
+    h->base = static_cast<uint8_t *>(at);
   }
-  h->base = static_cast<uint8_t *>(at);
-  if ((rc = os::map_file(h->base, h->reserve, h->fd, true)) || (rc = finish_open(h))) {
+  if ((rc = h->readonly ? finish_open(h)
+                        : (os::map_file(h->base, h->reserve, h->fd, true) ?: finish_open(h)))) {
     teardown(h);
     return rc;
+  }
+  h->sb = sb;
+  h->size.store(sb.size, std::memory_order_relaxed);
+  h->clean_at_open = sb.state == kStateClean;
+  if (h->readonly) {
+    *out = h;
+    return 0;
+  }
+  if (reinterpret_cast<uint64_t>(h->base) != sb.base || resuming) {
+    if ((rc = relocate_heap(h, why))) {
+      teardown(h);
+      return rc;
+    }
+    sb = h->sb;
   }
   h->sb = sb;
   h->size.store(sb.size, std::memory_order_relaxed);
@@ -266,9 +346,10 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, He
 
 }  // namespace
 
-int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why) {
+int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, unsigned relocate,
+                   Heap **out, Msg *why) {
   for (int attempt = 0; attempt < 4; ++attempt) {
-    int rc = open_heap(path, addr, max, flags, out, why);
+    int rc = open_heap(path, addr, max, flags, relocate, out, why);
     if (rc != -ENOENT || !(flags & PERSIST_OPEN_CREATE)) return rc;
     rc = create_heap(path, addr, max, flags, out, why);
     if (rc != -EEXIST) return rc;
@@ -377,7 +458,7 @@ void heap_mark_clean(Heap *h, bool durable) {
 
 int heap_close(Heap *h) {
   thread_heaps_retire_all(h);
-  heap_mark_clean(h, true);
+  if (!h->readonly) heap_mark_clean(h, true);
   teardown(h);
   return 0;
 }

@@ -149,6 +149,9 @@ struct Heap : persist_heap {
   bool persistent = true;   // false: anonymous volatile heap
   bool region = false;      // caller-provided memory
   bool clean_at_open = false;
+  bool readonly = false;        // mapped read-only for archeology (PERSIST_RELOCATE_READONLY)
+  uint64_t old_base = 0;        // where the heap's pointers pointed before this open
+  uint64_t relocated_words = 0; // words the relocation at this open rewrote
   unsigned slot = kMaxSlots;  // thread-local fast path slot (kMaxSlots: none, locked path)
   Span **shadow = nullptr;  // per page of the reserve
   SegInfo *segs = nullptr;  // per segment of the reserve
@@ -205,7 +208,8 @@ struct Heap : persist_heap {
 };
 
 // ---- heap.cpp: open, close, superblock updates
-int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, Heap **out, Msg *why);
+int heap_open_file(const char *path, uintptr_t addr, uint64_t max, unsigned flags, unsigned relocate,
+                   Heap **out, Msg *why);
 int heap_open_region(void *mem, size_t size, unsigned flags, Heap **out, Msg *why);
 int heap_open_anonymous(uintptr_t addr, uint64_t max, Heap **out, Msg *why);  // volatile heap
 int heap_close(Heap *h);

@@ -109,7 +109,12 @@ struct Superblock {
   uint64_t root_table;     // offset of the first RootTable block, 0 if none yet
   uint64_t created_ns;     // creation time (CLOCK_REALTIME)
   uint64_t opens;          // number of opens, for diagnostics
-  uint64_t reserved[19];
+  uint64_t reloc_from;     // kSuperFlagRelocating: the pass moves words from this base ...
+  uint64_t reloc_to;       // ... to this one (recorded before the pass starts)
+  uint64_t reloc_words;    // words rewritten by the last relocation
+  uint64_t relocations;    // relocations so far
+  uint64_t modules;        // offset of the ModuleTable recorded at the last close (0: none)
+  uint64_t reserved[14];
   uint32_t reserved32;
   uint32_t checksum;       // CRC-32C of this slot with this field zero
 };
@@ -119,8 +124,9 @@ static_assert(offsetof(Superblock, uuid) == 16);
 static_assert(offsetof(Superblock, base) == 40);
 static_assert(offsetof(Superblock, checksum) == 252);
 constexpr size_t kSuperSlotSize = 2048;
-constexpr uint32_t kSuperFlagRegion = 1;  // heap over a caller-provided region (no file)
-constexpr uint32_t kSuperFlagsKnown = kSuperFlagRegion;
+constexpr uint32_t kSuperFlagRegion = 1;      // heap over a caller-provided region (no file)
+constexpr uint32_t kSuperFlagRelocating = 2;  // a relocation pass was started and not finished
+constexpr uint32_t kSuperFlagsKnown = kSuperFlagRegion | kSuperFlagRelocating;
 
 // ---- root table -------------------------------------------------------------------------------
 // Root tables are ordinary heap blocks of kRootTableBytes (the largest small class), chained by

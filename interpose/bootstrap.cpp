@@ -139,7 +139,7 @@ Heap *open_process_heap() {
   Heap *h = nullptr;
   Msg why;
   unsigned flags = PERSIST_OPEN_CREATE | (o.on_busy == kBusyWait ? unsigned{PERSIST_OPEN_WAIT} : 0u);
-  int rc = heap_open_file(o.file, o.addr, o.max, flags, &h, &why);
+  int rc = heap_open_file(o.file, o.addr, o.max, flags, o.relocate, &h, &why);
   if (rc == 0) {
     if (o.gc && h->sb.opens > 1) reclaim(h, o);
     g_sync = o.sync;
@@ -148,8 +148,10 @@ Heap *open_process_heap() {
       Msg m;
       m.add("libpersist: heap ").add(o.file).add(" at ").hex(reinterpret_cast<uintptr_t>(h->base))
           .add(", ").dec(h->size.load()).add(" bytes, ")
-          .add(h->sb.opens <= 1 ? "new" : h->clean_at_open ? "closed cleanly" : "not closed cleanly")
-          .add("\n");
+          .add(h->sb.opens <= 1 ? "new" : h->clean_at_open ? "closed cleanly" : "not closed cleanly");
+      if (h->relocated_words || h->old_base != reinterpret_cast<uint64_t>(h->base))
+        m.add("; moved from ").hex(h->old_base).add(", ").dec(h->relocated_words).add(" words rewritten");
+      m.add("\n");
       say(m);
     }
     api_set_default_heap(h);

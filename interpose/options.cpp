@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "../core/include/persist.h"
 #include "msg.h"
 #include "platform.h"
 
@@ -40,6 +41,8 @@ constexpr OptionRow kTable[] = {
     {"PERSIST_GC", kChoice, "open", 0, 1,
      "open: at open, reclaim the blocks no root reaches (a heap without roots starts empty); never"},
     {"PERSIST_KEEP", kBool, "0", 0, 1, "before reclaiming, keep the previous image as FILE.1"},
+    {"PERSIST_RELOCATE", kChoice, "rewrite", 0, 1,
+     "when the heap's address range is taken: rewrite (move it and shift its pointers), refuse"},
     {"PERSIST_SYNC", kChoice, "never", 1, 3600000,
      "never; exit (msync+fsync at exit, then the clean mark); or an interval in milliseconds"},
 };
@@ -185,6 +188,14 @@ void options_load(Options *o) {
   o->verbose = bool_option("PERSIST_VERBOSE");
   o->strict = bool_option("PERSIST_STRICT");
   o->keep = bool_option("PERSIST_KEEP");
+  o->relocate = PERSIST_RELOCATE_REWRITE;
+  if (const char *r = os::getenv_raw("PERSIST_RELOCATE"); r && *r) {
+    if (strcasecmp(r, "refuse") == 0 || strcasecmp(r, "readonly") == 0) o->relocate = PERSIST_RELOCATE_REFUSE;
+    else if (strcasecmp(r, "rewrite") != 0) warn("PERSIST_RELOCATE", r, "not one of rewrite, refuse, readonly");
+    if (strcasecmp(r, "readonly") == 0)
+      os::write_stderr("libpersist: PERSIST_RELOCATE=readonly is for tools (a running program needs a "
+                       "writable heap): treated as refuse\n");
+  }
   o->sync = kSyncNever;
   if (const char *v = os::getenv_raw("PERSIST_SYNC"); v && *v) {
     uint64_t ms = 0;
@@ -218,6 +229,7 @@ void options_print(const Options &o) {
   if (o.sync == kSyncExit) m.add("exit");
   else if (o.sync == kSyncNever) m.add("never");
   else m.dec(static_cast<uint64_t>(o.sync)).add("ms");
+  m.add(" PERSIST_RELOCATE=").add(o.relocate == PERSIST_RELOCATE_REWRITE ? "rewrite" : "refuse");
   m.add(" PERSIST_VERBOSE=1\n");
   os::write_stderr(m.str(), m.size());
 }

@@ -17,6 +17,7 @@ struct Options {
   bool gc;             // PERSIST_GC=open: reclaim what no root reaches at open
   bool keep;           // PERSIST_KEEP: keep the previous image as FILE.1 before reclaiming
   int sync;            // PERSIST_SYNC: kSyncNever, kSyncExit, or an interval in milliseconds
+  unsigned relocate;   // PERSIST_RELOCATE: PERSIST_RELOCATE_REWRITE or _REFUSE
 };
 
 enum SyncPolicy { kSyncNever = 0, kSyncExit = -1 };

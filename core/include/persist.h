@@ -69,10 +69,21 @@ enum {
   PERSIST_OPEN_WAIT = 1u << 4      /* wait for another process to release the file            */
 };
 
+/* What open does when an existing heap cannot be mapped where its pointers were written for
+ * (its address range is occupied, or `addr` names another address). */
+enum {
+  PERSIST_RELOCATE_REWRITE = 0, /* map it elsewhere and shift its raw pointers (the default)   */
+  PERSIST_RELOCATE_REFUSE = 1,  /* fail: PERSIST_E_ADDRINUSE, or PERSIST_E_MOVED for `addr`     */
+  PERSIST_RELOCATE_READONLY = 2 /* map it anywhere read-only, rewrite nothing (archeology):
+                                   persist_translate() converts old pointers                  */
+};
+
 typedef struct persist_options {
-  uintptr_t addr;    /* base address for a new heap (0: the default, PERSIST_DEFAULT_ADDR)  */
+  uintptr_t addr;    /* base address: for a new heap (0: PERSIST_DEFAULT_ADDR), or where to move
+                        an existing one (0: where it was)                                     */
   uint64_t max_size; /* address range reserved, the most the heap may grow to (0: default)  */
   unsigned flags;    /* PERSIST_OPEN_*                                                      */
+  unsigned relocate; /* PERSIST_RELOCATE_*                                                  */
 } persist_options_t;
 
 #define PERSIST_DEFAULT_ADDR ((uintptr_t)0x200000000000ull) /* 32 TiB */
@@ -149,6 +160,11 @@ typedef uint64_t persist_offset_t;
 #define PERSIST_OFFSET_TAG ((uint64_t)0x7e57 << 48)
 #define PERSIST_OFFSET_MASK (((uint64_t)1 << 48) - 1)
 void *persist_heap_base(const persist_heap_t *heap);
+/* A pointer written for the address the heap had before this open (or, read-only, the one its
+ * pointers were written for) translated to where the heap is now; NULL if it is not in the heap. */
+void *persist_translate(const persist_heap_t *heap, const void *old_ptr);
+/* Words the relocation done at this open rewrote (0 when the heap did not move). */
+uint64_t persist_relocated_words(const persist_heap_t *heap);
 #define PERSIST_OFFSET(heap, p)                                                            \
   ((persist_offset_t)((p) ? (((uintptr_t)(p) - (uintptr_t)persist_heap_base(heap)) |      \
                              PERSIST_OFFSET_TAG)                                           \

@@ -3,8 +3,9 @@
 # (crash-test build): start from the same heap, die at passage N (_exit at the point, exactly what
 # kill -9 leaves), then verify (every published record intact, the core's check) and run
 # `persist check`. Every seventh N also dies again while recovering (at a passage of the recovery
-# run), before verifying. Two phases: from no heap at all (creation, root tables, growth) and from
-# an aged heap holding the leftovers of a crashed run (collection at open).
+# run), before verifying. Three phases: from no heap at all (creation, root tables, growth), from
+# an aged heap holding the leftovers of a crashed run (collection at open), and the aged heap
+# moved to another address at open (relocation, resumed by the next open after a crash).
 set -u
 W=$1 TOOL=$2 OPS=${3:-100}
 dir=$(mktemp -d /dev/shm/crashpoints.XXXXXX 2>/dev/null || mktemp -d)
@@ -12,16 +13,18 @@ trap 'rm -rf "$dir"' EXIT
 declare -A seen=()
 failures=0 passages=0
 
-walk() {  # walk PHASE BASE (BASE may not exist: start from no heap)
+walk() {  # walk PHASE BASE [ENV...] (BASE may not exist: start from no heap)
   local phase=$1 base=$2 work=$dir/work.heap total n out rc point m v c
+  shift 2
+  local -a envs=("$@")
   rm -f "$dir/count.heap"; [ -e "$base" ] && cp "$base" "$dir/count.heap"
-  total=$(PERSIST_CRASH_REPORT=1 "$W" run "$dir/count.heap" "$OPS" 2 2>&1 >/dev/null | sed -n 's/^crashpoints: //p')
+  total=$(env "${envs[@]}" PERSIST_CRASH_REPORT=1 "$W" run "$dir/count.heap" "$OPS" 2 2>&1 >/dev/null | sed -n 's/^crashpoints: //p')
   [ -n "$total" ] && [ "$total" -gt 0 ] || { echo "FAIL: $phase: no crash points counted"; failures=$((failures+1)); return; }
   echo "$phase: walking $total passages"
   passages=$((passages + total))
   for ((n = 1; n <= total; n++)); do
     rm -f "$work"; [ -e "$base" ] && cp --sparse=always "$base" "$work"
-    out=$(PERSIST_CRASH_AT=$n "$W" run "$work" "$OPS" 2 2>&1 >/dev/null); rc=$?
+    out=$(env "${envs[@]}" PERSIST_CRASH_AT=$n "$W" run "$work" "$OPS" 2 2>&1 >/dev/null); rc=$?
     if [ $rc -ne 77 ]; then echo "FAIL: $phase $n: expected a crash, exit $rc: $out"; failures=$((failures+1)); continue; fi
     point=$(sed -n 's/^crashpoint [0-9]*: //p' <<<"$out"); seen[$point]=1
     if ((n % 7 == 0)); then
@@ -39,6 +42,7 @@ walk fresh "$dir/none.heap"
 "$W" run "$dir/aged.heap" "$OPS" 1 >/dev/null || { echo "FAIL: the base run failed"; exit 1; }
 PERSIST_CRASH_AT=$((OPS)) "$W" run "$dir/aged.heap" "$OPS" 5 >/dev/null 2>&1  # leaves leftovers
 walk aged "$dir/aged.heap"
+walk relocation "$dir/aged.heap" CRASH_WORKLOAD_ADDR=0x640000000000
 echo "points reached: $(printf '%s\n' "${!seen[@]}" | sort | tr '\n' ',')"
 echo "${#seen[@]} distinct points, $passages passages, $failures failures"
 [ $failures -eq 0 ]

@@ -2,13 +2,17 @@
 // heap, collect leftovers, verify what earlier runs published, then do OPS deterministic operations
 // on a list of checksummed records reached from the root "journal": append, unlink, replace
 // (realloc by copy), extra roots set/removed, small, large and huge blocks; close. `verify HEAP`:
-// open, verify, check. A record is published when the single store linking it is done; after any
+// open, verify, check. With CRASH_WORKLOAD_ADDR set an existing heap is first moved there (the
+// relocation rewrites the records' raw pointers: extra roots hold raw pointers to records).
+// A record is published when the single store linking it is done; after any
 // crash every published record must be intact and the heap consistent.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include <unistd.h>
 
 #include "persist.h"
 
@@ -142,7 +146,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: crash_workload run HEAP OPS SEED | verify HEAP\n");
     return 64;
   }
-  persist_options_t o{0x600000000000ull, 0, PERSIST_OPEN_CREATE};
+  // A new heap is created at a fixed address; an existing one opens where it is, or moves to
+  // CRASH_WORKLOAD_ADDR (the relocation phase of crash_points.sh).
+  const char *move = getenv("CRASH_WORKLOAD_ADDR");
+  bool exists = access(argv[2], F_OK) == 0;
+  persist_options_t o{exists ? (move ? strtoull(move, nullptr, 0) : 0) : 0x600000000000ull, 0,
+                      PERSIST_OPEN_CREATE, PERSIST_RELOCATE_REWRITE};
   int rc = persist_open(argv[2], &o, &h);
   if (rc) {
     fprintf(stderr, "crash_workload: open: %s\n", persist_strerror(rc));
