@@ -40,9 +40,10 @@ void *large_alloc(Heap *h, size_t size, size_t align, bool zero) {
 void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero) {
   bool zeroed = false;
   int err = 0;
-  Span *s = size <= kMaxLarge && align <= kMaxLarge / 4
-                ? pages_alloc_large(h, size, align > kPageSize ? align : 0, &zeroed, &err)
-                : nullptr;
+  // A large block lives in one segment, with the pages needed to align it: beyond that, huge.
+  uint64_t padding = align > kPageSize ? align / kPageSize - 1 : 0;
+  bool fits = size <= kMaxLarge && pages_for(size) + padding <= kSegmentPages - kFirstDataPage;
+  Span *s = fits ? pages_alloc_large(h, size, align > kPageSize ? align : 0, &zeroed, &err) : nullptr;
   if (!s && !err) {  // huge: whole segments; alignment beyond a page by over-allocation
     size_t extra = align > kPageSize ? align : 0;
     if (size > kMaxRequest - extra) {

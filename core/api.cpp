@@ -7,6 +7,7 @@
 #include "api.h"
 #include "check.h"
 #include "heap.h"
+#include "modules.h"
 
 namespace persist {
 namespace {
@@ -240,8 +241,22 @@ int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st) {
   st->base = reinterpret_cast<uint64_t>(h->base);
   st->mapped_bytes = h->size.load();
   st->reserved_bytes = h->reserve;
-  st->live_blocks = r.live_blocks;
-  st->live_bytes = r.live_bytes;
+  // The heap's own blocks: the root tables and the module table.
+  persist::Image img = h->image();
+  uint64_t internal = 0, internal_bytes = 0;
+  for (uint64_t off = img.sb.root_table; off && internal < (1u << 20);) {
+    persist::BlockRef b;
+    if (!persist::find_block(img, off, &b) || !b.live) break;
+    ++internal, internal_bytes += b.size;
+    off = reinterpret_cast<const persist::RootTableHeader *>(img.mem + off)->next;
+  }
+  if (uint64_t m = persist::modules_table(img)) {
+    persist::BlockRef b;
+    if (persist::find_block(img, m, &b)) ++internal, internal_bytes += b.size;
+  }
+  st->live_blocks = r.live_blocks - internal;
+  st->live_bytes = r.live_bytes - internal_bytes;
+  st->internal_blocks = internal;
   st->free_bytes = r.free_bytes;
   st->segments = r.segments;
   st->roots = r.roots;

@@ -11,6 +11,7 @@
 #include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
+#include "modules.h"
 #include "relocate.h"
 #include "superblock.h"
 
@@ -21,7 +22,7 @@ std::atomic<uint64_t> g_next_heap_id{1};
 
 void set_state(Superblock &sb, uint64_t state) {
   sb.state = static_cast<uint32_t>(state);
-  if (state == kStateDirty) ++sb.opens;
+  if (state == kStateDirty) ++sb.opens, sb.owner_pid = static_cast<uint64_t>(os::getpid_cached());
 }
 
 // Volatile side tables sized by the reservation: the shadow map and the segment table.
@@ -77,6 +78,7 @@ int format(Heap *h, uint64_t size, uint32_t flags) {
   if (rc) return rc;
   h->sb = super_new(reinterpret_cast<uint64_t>(h->base), h->reserve, size, flags);
   h->sb.opens = 1;
+  h->sb.owner_pid = static_cast<uint64_t>(os::getpid_cached());
   // Both slots are written so that a crash right after creation leaves a valid, older copy.
   Superblock copy = h->sb;
   super_write(h->base, copy);
@@ -115,10 +117,31 @@ void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t a
 
 namespace {
 
-// Lock the heap's file (unless the caller guarantees exclusion).
+// The pid recorded by the heap's current owner (0 if unreadable).
+uint64_t recorded_owner(int fd) {
+  const void *peek = nullptr;
+  if (os::map_file_readonly(fd, kPageSize, &peek)) return 0;
+  Superblock sb;
+  Msg ignored;
+  uint64_t pid = super_read(static_cast<const uint8_t *>(peek), kPageSize, &sb, &ignored) ? 0 : sb.owner_pid;
+  os::unmap(peek, kPageSize);
+  return pid;
+}
+
+// Lock the heap's file (unless the caller guarantees exclusion). With PERSIST_OPEN_WAIT, wait for
+// the owner to let go — unless the owner is one of our ancestors (a child exec'ed with the same
+// environment): it would wait for us, and we for it.
 int lock_heap_file(Heap *h, const char *path, unsigned flags, Msg *why) {
   if (flags & PERSIST_OPEN_NOLOCK) return 0;
-  int rc = os::lock_file(h->fd, flags & PERSIST_OPEN_WAIT);
+  int rc = os::lock_file(h->fd, false);
+  if (rc == -EWOULDBLOCK && (flags & PERSIST_OPEN_WAIT)) {
+    uint64_t owner = recorded_owner(h->fd);
+    if (owner && os::is_ancestor(static_cast<int>(owner))) {
+      why->add(path).add(" is held by process ").dec(owner).add(", an ancestor of this one: not waiting for it; ");
+    } else {
+      rc = os::lock_file(h->fd, true);
+    }
+  }
   if (rc == -EWOULDBLOCK) why->add(path).add(" is in use by another process"), rc = PERSIST_E_BUSY;
   else if (rc) why->add("cannot lock ").add(path).add(": ").add(persist_strerror(rc));
   return rc;
@@ -200,19 +223,28 @@ void end_move(Superblock &sb, uint64_t words) {
   sb.flags &= ~kSuperFlagRelocating;
 }
 
-// The heap is mapped at h->base, not where its pointers were written for (h->sb.base, or for an
-// interrupted relocation h->sb.reloc_from): record the move, rewrite, publish the new base.
-int relocate_heap(Heap *h, Msg *why) {
-  uint64_t to = reinterpret_cast<uint64_t>(h->base);
-  heap_update_super(h, begin_move, to);  // before the first word changes
-  PERSIST_CRASH_POINT("reloc.begin");
-  MoveRange r{h->sb.reloc_from, h->sb.size, to};
-  h->old_base = r.from;
+// Rewrite what points to where things were: the heap itself when it is mapped at h->base rather
+// than where its pointers were written for (h->sb.base, or for an interrupted relocation
+// h->sb.reloc_from), and program images loaded elsewhere than at the last close. Each move is
+// recorded before the first word changes, so a crash in the pass is finished by the next open.
+int relocate_heap(Heap *h, bool heap_moves, Msg *why) {
+  MoveRange r[64];
+  int n = 0;
+  if (heap_moves) {
+    uint64_t to = reinterpret_cast<uint64_t>(h->base);
+    heap_update_super(h, begin_move, to);
+    PERSIST_CRASH_POINT("reloc.begin");
+    r[n++] = MoveRange{h->sb.reloc_from, h->sb.size, to};
+    h->old_base = h->sb.reloc_from;
+  }
+  modules_plan(h, r, 64, &n, &h->notes);
+  if (n == 0) return 0;
   uint64_t words = 0;
-  int rc = relocate_words(h->base, h->image(), &r, 1, &words, why);
+  int rc = relocate_words(h->base, h->image(), r, n, modules_table(h->image()), &words, why);
   if (rc) return rc;
   h->relocated_words = words;
-  heap_update_super(h, end_move, words);
+  modules_done(h);
+  if (heap_moves) heap_update_super(h, end_move, words);
   PERSIST_CRASH_POINT("reloc.done");
   return 0;
 }
@@ -256,9 +288,11 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     return rc;
   }
   Superblock sb;
-  rc = super_read(static_cast<const uint8_t *>(peek), peek_len, &sb, why);
+  Msg reason;
+  rc = super_read(static_cast<const uint8_t *>(peek), peek_len, &sb, &reason);
   os::unmap(peek, peek_len);
   if (rc) {
+    why->add(path).add(": ").add(reason.str());
     teardown(h);
     return rc;
   }
@@ -327,13 +361,11 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     *out = h;
     return 0;
   }
-  if (reinterpret_cast<uint64_t>(h->base) != sb.base || resuming) {
-    if ((rc = relocate_heap(h, why))) {
-      teardown(h);
-      return rc;
-    }
-    sb = h->sb;
+  if ((rc = relocate_heap(h, reinterpret_cast<uint64_t>(h->base) != sb.base || resuming, why))) {
+    teardown(h);
+    return rc;
   }
+  sb = h->sb;
   h->sb = sb;
   h->size.store(sb.size, std::memory_order_relaxed);
   h->clean_at_open = sb.state == kStateClean;
@@ -457,6 +489,7 @@ void heap_mark_clean(Heap *h, bool durable) {
 }
 
 int heap_close(Heap *h) {
+  if (!h->readonly) modules_record(h);
   thread_heaps_retire_all(h);
   if (!h->readonly) heap_mark_clean(h, true);
   teardown(h);

@@ -152,6 +152,7 @@ struct Heap : persist_heap {
   bool readonly = false;        // mapped read-only for archeology (PERSIST_RELOCATE_READONLY)
   uint64_t old_base = 0;        // where the heap's pointers pointed before this open
   uint64_t relocated_words = 0; // words the relocation at this open rewrote
+  Msg notes;                    // things open noticed and left alone (changed program images)
   unsigned slot = kMaxSlots;  // thread-local fast path slot (kMaxSlots: none, locked path)
   Span **shadow = nullptr;  // per page of the reserve
   SegInfo *segs = nullptr;  // per segment of the reserve

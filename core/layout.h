@@ -114,7 +114,8 @@ struct Superblock {
   uint64_t reloc_words;    // words rewritten by the last relocation
   uint64_t relocations;    // relocations so far
   uint64_t modules;        // offset of the ModuleTable recorded at the last close (0: none)
-  uint64_t reserved[14];
+  uint64_t owner_pid;      // the process that opened the heap last (informational)
+  uint64_t reserved[13];
   uint32_t reserved32;
   uint32_t checksum;       // CRC-32C of this slot with this field zero
 };
@@ -156,5 +157,34 @@ struct RootTableHeader {
 };
 static_assert(sizeof(RootTableHeader) == sizeof(RootEntry));
 constexpr uint32_t kRootsPerTable = (kRootTableBytes - sizeof(RootTableHeader)) / sizeof(RootEntry);
+
+// ---- program images ----------------------------------------------------------------------------
+// The modules loaded when the heap was last closed (ModuleTable, a heap block the superblock's
+// `modules` names; the collector keeps it). At the next open, a module loaded at another address
+// with the same build-id has the words pointing into its old range shifted (relocate.h). `moving`
+// is stored before such a pass and cleared after it, so an interrupted pass can be resumed.
+constexpr uint32_t kModuleTableMagic = 0x53444f4d;  // "MODS"
+constexpr uint32_t kModuleIdMax = 32;
+constexpr uint32_t kModulePathMax = 184;
+
+struct ModuleEntry {
+  uint64_t bias;     // load bias the heap's pointers into this module were written for
+  uint64_t start;    // [start, end): the module's mapped range at that bias
+  uint64_t end;
+  uint64_t moving;   // non-zero: a pass is shifting its pointers to this bias
+  uint32_t id_len;   // build-id length (0: the module has none and is never matched)
+  uint32_t reserved;
+  uint8_t build_id[kModuleIdMax];
+  char path[kModulePathMax];
+};
+static_assert(sizeof(ModuleEntry) == 256);
+
+struct ModuleTable {
+  uint32_t magic;  // kModuleTableMagic
+  uint32_t count;
+  uint64_t reserved[7];
+  ModuleEntry entry[1];  // count entries
+};
+static_assert(offsetof(ModuleTable, entry) == 64);
 
 }  // namespace persist

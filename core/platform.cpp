@@ -2,6 +2,8 @@
 // raw system calls rather than calling libc's wrappers, which other libraries may interpose.
 #include "platform.h"
 
+#include "msg.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -9,6 +11,8 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <elf.h>
+#include <link.h>
 #include <linux/fs.h>
 #include <linux/futex.h>
 #include <sys/stat.h>
@@ -270,6 +274,43 @@ void futex_wake(std::atomic<int> *word) {
   sys(SYS_futex, reinterpret_cast<int *>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
+void each_module(int (*fn)(const ModuleInfo &m, void *arg), void *arg) {
+  struct Ctx {
+    int (*fn)(const ModuleInfo &, void *);
+    void *arg;
+  } ctx{fn, arg};
+  dl_iterate_phdr(
+      [](struct dl_phdr_info *info, size_t, void *data) -> int {
+        auto *c = static_cast<Ctx *>(data);
+        ModuleInfo m{info->dlpi_name, info->dlpi_addr, UINT64_MAX, 0, nullptr, 0};
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+          if (ph.p_type == PT_LOAD) {
+            uint64_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
+            if (lo < m.start) m.start = lo;
+            if (hi > m.end) m.end = hi;
+          } else if (ph.p_type == PT_NOTE) {  // look for NT_GNU_BUILD_ID
+            const uint8_t *p = reinterpret_cast<const uint8_t *>(info->dlpi_addr + ph.p_vaddr);
+            const uint8_t *end = p + ph.p_memsz;
+            while (p + sizeof(ElfW(Nhdr)) <= end) {
+              const auto *n = reinterpret_cast<const ElfW(Nhdr) *>(p);
+              const uint8_t *name = p + sizeof(ElfW(Nhdr));
+              const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
+              if (desc + n->n_descsz > end) break;
+              if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                m.build_id = desc;
+                m.id_len = n->n_descsz;
+              }
+              p = desc + ((n->n_descsz + 3) & ~3u);
+            }
+          }
+        }
+        if (m.start >= m.end) return 0;
+        return c->fn(m, c->arg);
+      },
+      &ctx);
+}
+
 uint64_t now_ns() {
   ErrnoGuard g;
   struct timespec ts = {0, 0};
@@ -299,6 +340,38 @@ void random_bytes(void *buf, size_t len) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     *p = static_cast<unsigned char>(x);
   }
+}
+
+namespace {
+// The parent of `pid` from /proc/<pid>/stat ("pid (comm) state ppid ..."), or -1.
+int parent_of(int pid) {
+  char path[40] = "/proc/";
+  Msg m;
+  m.dec(static_cast<uint64_t>(pid)).add("/stat");
+  memcpy(path + 6, m.str(), m.size() + 1);
+  long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  char buf[512];
+  long n = sys(SYS_read, fd, buf, sizeof buf - 1);
+  sys(SYS_close, fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')');  // comm may contain spaces and parentheses
+  if (!p || p[1] != ' ' || !p[2] || p[3] != ' ') return -1;
+  int ppid = 0;
+  for (p += 4; *p >= '0' && *p <= '9'; ++p) ppid = ppid * 10 + (*p - '0');
+  return ppid;
+}
+}  // namespace
+
+bool is_ancestor(int pid) {
+  ErrnoGuard g;
+  int cur = static_cast<int>(sys(SYS_getppid));
+  for (int depth = 0; depth < 64 && cur > 1; ++depth) {
+    if (cur == pid) return true;
+    cur = parent_of(cur);
+  }
+  return cur == pid && pid > 0;
 }
 
 int getpid_cached() { return static_cast<int>(sys(SYS_getpid)); }

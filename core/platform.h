@@ -64,11 +64,23 @@ int sync_file(int fd);
 void futex_wait(std::atomic<int> *word, int expected);
 void futex_wake(std::atomic<int> *word);
 
+// Loaded modules (dl_iterate_phdr): for each, its path, load bias, mapped range and build-id.
+// fn returns non-zero to stop. Does not allocate.
+struct ModuleInfo {
+  const char *path;
+  uint64_t bias, start, end;
+  const uint8_t *build_id;
+  uint32_t id_len;
+};
+void each_module(int (*fn)(const ModuleInfo &m, void *arg), void *arg);
+
 // Misc.
 uint64_t now_ns();         // CLOCK_REALTIME
 uint64_t monotonic_ns();   // CLOCK_MONOTONIC
 void random_bytes(void *buf, size_t len);
 int getpid_cached();
+// Is `pid` this process's parent, grandparent...? (Reads /proc/<pid>/stat up the chain.)
+bool is_ancestor(int pid);
 void write_stderr(const char *msg, size_t len);
 void write_stderr(const char *msg);
 // The environment variable `name`, read from environ without allocating; nullptr in secure mode

@@ -92,6 +92,11 @@ int Reach::run(const Image &img, Msg *why) {
       }
     off = t->next;
   }
+  // The module table (the program images recorded at close) is kept like a root table.
+  if (img.sb.modules) {
+    BlockRef b;
+    if (find_block(img, img.sb.modules, &b, seg_head_) && b.live && b.offset == img.sb.modules) mark(b);
+  }
   // Scan what is reachable, word by word.
   const uint64_t base = img.sb.base, size = img.sb.size;
   while (depth_) {

@@ -10,7 +10,8 @@ namespace {
 
 class Rewrite : public WalkVisitor {
  public:
-  Rewrite(uint8_t *mem, const Image &img, const MoveRange *r, int n) : mem_(mem), img_(img), r_(r), n_(n) {}
+  Rewrite(uint8_t *mem, const Image &img, const MoveRange *r, int n, uint64_t skip)
+      : mem_(mem), img_(img), r_(r), n_(n), skip_(skip) {}
   uint64_t words = 0;
 
   void run(uint64_t page, uint32_t, unsigned cls, uint32_t used) override {
@@ -30,7 +31,7 @@ class Rewrite : public WalkVisitor {
 
  private:
   void block(uint64_t off, uint64_t size) {
-    if (off > img_.len || size > img_.len - off) return;
+    if (off > img_.len || size > img_.len - off || off == skip_) return;
     auto *w = reinterpret_cast<uint64_t *>(mem_ + off);
     for (uint64_t i = 0, n = size / 8; i < n; ++i) {
       uint64_t v = w[i];
@@ -47,13 +48,14 @@ class Rewrite : public WalkVisitor {
   const Image &img_;
   const MoveRange *r_;
   int n_;
+  uint64_t skip_;
 };
 
 }  // namespace
 
-int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, uint64_t *words,
-                   Msg *why) {
-  Rewrite rw(mem, img, ranges, n);
+int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, uint64_t skip,
+                   uint64_t *words, Msg *why) {
+  Rewrite rw(mem, img, ranges, n, skip);
   int rc = walk_heap(img, rw, why);
   *words = rw.words;
   return rc;

@@ -21,7 +21,9 @@ struct MoveRange {
 
 // Rewrite the live blocks of the heap image at `mem` (writable). Returns 0 and the number of
 // words changed, or PERSIST_E_CORRUPT (the walk failed; nothing after the damage was touched).
-int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, uint64_t *words,
-                   Msg *why);
+// `skip` (an offset, 0: none) names a block left alone: the module table, whose fields are
+// addresses inside the ranges by design.
+int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, uint64_t skip,
+                   uint64_t *words, Msg *why);
 
 }  // namespace persist

@@ -18,6 +18,7 @@
 
 #include "../core/include/persist.h"
 #include "api.h"
+#include "modules.h"
 #include "options.h"
 #include "platform.h"
 
@@ -141,6 +142,11 @@ Heap *open_process_heap() {
   unsigned flags = PERSIST_OPEN_CREATE | (o.on_busy == kBusyWait ? unsigned{PERSIST_OPEN_WAIT} : 0u);
   int rc = heap_open_file(o.file, o.addr, o.max, flags, o.relocate, &h, &why);
   if (rc == 0) {
+    if (!h->notes.empty()) {
+      Msg m;
+      m.add("libpersist: ").add(h->notes.str()).add("\n");
+      say(m);
+    }
     if (o.gc && h->sb.opens > 1) reclaim(h, o);
     g_sync = o.sync;
     if (o.sync > 0) start_sync_thread(h, o.sync);
@@ -149,8 +155,9 @@ Heap *open_process_heap() {
       m.add("libpersist: heap ").add(o.file).add(" at ").hex(reinterpret_cast<uintptr_t>(h->base))
           .add(", ").dec(h->size.load()).add(" bytes, ")
           .add(h->sb.opens <= 1 ? "new" : h->clean_at_open ? "closed cleanly" : "not closed cleanly");
-      if (h->relocated_words || h->old_base != reinterpret_cast<uint64_t>(h->base))
-        m.add("; moved from ").hex(h->old_base).add(", ").dec(h->relocated_words).add(" words rewritten");
+      if (h->old_base && h->old_base != reinterpret_cast<uint64_t>(h->base))
+        m.add("; moved from ").hex(h->old_base);
+      if (h->relocated_words) m.add("; ").dec(h->relocated_words).add(" words rewritten");
       m.add("\n");
       say(m);
     }
@@ -172,7 +179,9 @@ Heap *default_provider() { return process_heap(); }
 // libraries' destructors call free() after ours (PRELOAD.md §3).
 __attribute__((destructor)) void at_exit() {
   Heap *h = g_heap.load(std::memory_order_acquire);
-  if (h && h->persistent) heap_mark_clean(h, g_sync != kSyncNever);
+  if (!h || !h->persistent) return;
+  modules_record(h);  // where the program images are, for pointers into them (modules.h)
+  heap_mark_clean(h, g_sync != kSyncNever);
 }
 
 // Is another allocator the one that runs? Valgrind redirects every malloc symbol to its own

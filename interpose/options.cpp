@@ -183,7 +183,9 @@ void options_load(Options *o) {
     warn("PERSIST_FILE", file, "too long");
     expand_path(row("PERSIST_FILE").default_value, o->file, sizeof o->file);
   }
-  o->addr = size_option("PERSIST_ADDR");
+  // Unset means "where the heap is" for an existing heap (the core's default for a new one):
+  // passing the default address would move every heap created elsewhere.
+  if (const char *a = os::getenv_raw("PERSIST_ADDR"); a && *a) o->addr = size_option("PERSIST_ADDR");
   o->max = size_option("PERSIST_MAX");
   o->verbose = bool_option("PERSIST_VERBOSE");
   o->strict = bool_option("PERSIST_STRICT");

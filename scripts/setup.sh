@@ -12,6 +12,8 @@ PACKAGES=(
   libjemalloc-dev               # the benchmark baseline
   python3 perl sqlite3          # real programs the integration tests run under the shim
   git bash
+  lua5.4 redis-server redis-tools  # more real programs for tests/interpose (redis-benchmark: tools)
+  valgrind                      # tests/interpose: valgrind detection (and valgrind.h for the shim)
 )
 
 missing=()

@@ -128,8 +128,9 @@ typedef struct persist_stats {
   uint64_t base;           /* address the heap is mapped at                            */
   uint64_t mapped_bytes;   /* extent of the heap (file size)                            */
   uint64_t reserved_bytes; /* address range reserved for growth                         */
-  uint64_t live_blocks;    /* blocks allocated                                          */
-  uint64_t live_bytes;     /* usable bytes of the allocated blocks                      */
+  uint64_t live_blocks;    /* blocks allocated by the program (the heap's own not counted) */
+  uint64_t live_bytes;     /* usable bytes of those blocks                              */
+  uint64_t internal_blocks;/* blocks the heap keeps for itself: root tables, module table */
   uint64_t free_bytes;     /* bytes in free blocks and free pages inside the extent     */
   uint64_t segments;       /* segments in the extent                                   */
   uint64_t roots;          /* published roots                                          */

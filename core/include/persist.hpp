@@ -23,18 +23,21 @@
 // the heaps of the thread's live scopes, then in the default heap, and otherwise hands it to
 // ::operator delete.
 //
-// Fancy pointers with libstdc++ 12 (offset_allocator; tests/cpp/offset_allocator_test.cpp):
-//   std::vector  stores ptr<T> for its three pointers: position-independent.
-//   std::deque   stores ptr<T> in its iterators and ptr<ptr<T>> in its map: position-independent.
-//   std::list    compiles and allocates its nodes through the allocator, but links them with raw
-//                pointers (libstdc++ 12 converts to _List_node_base*): rewritten on relocation.
-//   std::map/set/unordered_*  likewise allocate through it but keep raw pointers internally.
+// Fancy pointers with libstdc++ 12 (offset_allocator; tests/cpp/offset_allocator_test.cpp
+// counts the words): std::vector, std::deque and std::basic_string store ptr<T> (a deque's map is
+// an array of ptr<T>): position-independent. std::list, std::forward_list, std::map/set and
+// std::unordered_* compile and allocate through it, but link their nodes with raw pointers.
 // Raw pointers in the heap are fine too: relocation rewrites them (DESIGN.md, "Address model").
 //
+// The collector (persist_heap_gc, and the collection at open) follows raw pointers and ptr words
+// in reachable blocks alike, so whatever a root reaches through either is kept; a ptr only counts
+// as a link if it is stored in the heap and points into it.
+//
 // Type identity of a root: FNV-1a of the type's name as the compiler spells it (taken from
-// __PRETTY_FUNCTION__, no RTTI), its size and its alignment; never 0. Stable across runs and
-// rebuilds with the same compiler; specialise persist::type_name<T> for a name that must survive
-// renames or a change of compiler.
+// __PRETTY_FUNCTION__, no RTTI: the header works with -fno-rtti), its size and its alignment;
+// never 0. Stable across runs and rebuilds with the same compiler (GCC and clang agree on most
+// names, e.g. "std::vector<int>", but not on anonymous namespaces); specialise
+// persist::type_name<T> for a name that must survive renames or a change of compiler.
 #ifndef PERSIST_HPP
 #define PERSIST_HPP
 

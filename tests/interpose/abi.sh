@@ -10,6 +10,8 @@
 #   semantics        interpose_semantics (malloc(0), realloc(p, 0), huge requests, calloc overflow,
 #                    errno, posix_memalign, memalign, aligned_alloc, valloc/pvalloc, alignment,
 #                    malloc_usable_size) passes without the shim (glibc) and under it
+#   foreign_pointers blocks malloc'ed by a library loaded with RTLD_DEEPBIND (glibc's malloc) are
+#                    freed, realloc'ed and measured through the shim without harm (point 3)
 #   cxx_new          interpose_cxx_new (new-handler loop, nothrow, bad_alloc, aligned forms) passes
 #                    without the shim and under it (PERSIST_MAX=64M bounds the heap)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -69,7 +71,7 @@ case $CASE in
     done
     to_glibc=$(grep -hE "to [^ ]*libc.so.6 .*symbol \`(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size)'" "$TMP"/bind* | head -n 3)
     [ -z "$to_glibc" ] || fail "malloc-family symbols bound to glibc: $to_glibc"
-    note "LD_DEBUG=bindings: $(grep -hc "to .*$lib " "$TMP"/bind* | paste -sd+ | bc) bindings to libpersist"
+    note "LD_DEBUG=bindings: $(cat "$TMP"/bind* | grep -c "to .*$lib ") bindings to libpersist"
     ;;
 
   dynamic_section)
@@ -109,6 +111,21 @@ case $CASE in
     [ -s "$TMP/shim.err" ] && { fail "stderr under the shim:"; show "$TMP/shim.err"; }
     grep -q '(libpersist)$' "$TMP/shim.out" || fail "the program did not find libpersist loaded"
     check_heap "$heap" "$CASE heap"
+    ;;
+  foreign_pointers)
+    lib=$BIN/libinterpose_deepbind_lib.so
+    timeout 60 "$BIN/interpose_foreign_ptrs" "$lib" >"$TMP/ref.out" 2>&1 || { fail "fails without the shim:"; show "$TMP/ref.out"; }
+    heap=$TMP/foreign.heap
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$BIN/interpose_foreign_ptrs" "$lib" >"$TMP/shim.out" 2>"$TMP/shim.err"
+    rc=$?
+    note "under the shim: exit status $rc: $(tail -n 1 "$TMP/shim.out")"
+    if [ $rc -ne 0 ]; then
+      fail "foreign pointers under the shim: exit status $rc$( [ $rc -gt 128 ] && echo " (signal $((rc - 128)))")"
+      show "$TMP/shim.out"
+    fi
+    grep -q '^foreign blocks: seen; 0 failures$' "$TMP/shim.out" || fail "unexpected result line"
+    [ -s "$TMP/shim.err" ] && { fail "stderr under the shim:"; show "$TMP/shim.err"; }
+    check_heap "$heap" "foreign pointers heap"
     ;;
   *) echo "unknown case $CASE"; exit 64 ;;
 esac

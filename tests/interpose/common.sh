@@ -102,19 +102,20 @@ stderr_without_inuse() {
 }
 
 # run_both NAME CHILDREN SCENARIO [TIMEOUT]
-#   Runs the shell function SCENARIO twice in a fresh directory $TMP/work (the same path both
-#   times, so that outputs naming it agree): first with RUN=(timeout ... env) — the reference —
-#   then with RUN=(timeout ... env LD_PRELOAD=SHIM PERSIST_FILE=HEAP). The scenario prefixes every
-#   program it wants under the shim with "${RUN[@]}". Then compares exit status and stdout exactly,
-#   and stderr once the shim's "in use" lines are taken out (CHILDREN=yes: the programs start
+#   Runs the shell function SCENARIO in a fresh directory $TMP/work (the same path every time, so
+#   that outputs naming it agree): first with RUN=(timeout ... env) — the reference — then twice
+#   with RUN=(timeout ... env LD_PRELOAD=SHIM PERSIST_FILE=HEAP): on a new heap file, then again
+#   on the heap file the first run left. The scenario prefixes every program it wants under the
+#   shim with "${RUN[@]}". Each shim run must match the reference: exit status and stdout exactly,
+#   stderr once the shim's "in use" lines are taken out (CHILDREN=yes: the programs start
 #   children that inherit the environment and find the heap locked; CHILDREN=no: there must be
-#   no such line). Finally `persist check` on the heap.
+#   no such line). After each shim run, `persist check` on the heap.
 HEAP=
 run_both() {
   local name=$1 children=$2 scenario=$3 limit=${4:-120}
   HEAP=$TMP/$name.heap
   local mode start
-  for mode in ref shim; do
+  for mode in ref shim shim2; do
     rm -rf "$TMP/work"
     mkdir -p "$TMP/work"
     MODE=$mode
@@ -127,28 +128,36 @@ run_both() {
     (cd "$TMP/work" && "$scenario") >"$TMP/$mode.out" 2>"$TMP/$mode.err"
     echo $? >"$TMP/$mode.rc"
     note "$name ($mode): exit status $(cat "$TMP/$mode.rc"), $(wc -c <"$TMP/$mode.out") bytes of stdout, $(elapsed "$start") s"
+    if [ $mode = ref ]; then
+      if [ "$(cat "$TMP/ref.rc")" -ne 0 ]; then
+        fail "$name: the reference run (without the shim) failed with status $(cat "$TMP/ref.rc"): the test itself is broken"
+        show "$TMP/ref.out"
+        show "$TMP/ref.err"
+      fi
+    else
+      compare_run "$name" "$mode" "$children"
+    fi
   done
-  local rc_ref rc_shim
-  rc_ref=$(cat "$TMP/ref.rc") rc_shim=$(cat "$TMP/shim.rc")
-  if [ "$rc_ref" -ne 0 ]; then
-    fail "$name: the reference run (without the shim) failed with status $rc_ref: the test itself is broken"
-    show "$TMP/ref.out"
-    show "$TMP/ref.err"
+}
+
+# compare_run NAME MODE CHILDREN: compare the shim run MODE with the reference (see run_both).
+compare_run() {
+  local name=$1 mode=$2 children=$3 what="$1 ($2)"
+  local rc_ref rc_shim inuse
+  rc_ref=$(cat "$TMP/ref.rc") rc_shim=$(cat "$TMP/$mode.rc")
+  [ "$rc_ref" = "$rc_shim" ] || fail "$what: exit status $rc_shim under the shim, $rc_ref without it"
+  if ! cmp -s "$TMP/ref.out" "$TMP/$mode.out"; then
+    fail "$what: stdout differs under the shim (diff reference shim):"
+    diff "$TMP/ref.out" "$TMP/$mode.out" | head -n 30 | sed 's/^/    | /'
   fi
-  [ "$rc_ref" = "$rc_shim" ] || fail "$name: exit status $rc_shim under the shim, $rc_ref without it"
-  if ! cmp -s "$TMP/ref.out" "$TMP/shim.out"; then
-    fail "$name: stdout differs under the shim (diff reference shim):"
-    diff "$TMP/ref.out" "$TMP/shim.out" | head -n 30 | sed 's/^/    | /'
-  fi
-  local inuse
-  inuse=$(stderr_without_inuse "$TMP/shim.err" "$HEAP" "$TMP/shim.err.rest")
+  inuse=$(stderr_without_inuse "$TMP/$mode.err" "$HEAP" "$TMP/$mode.err.rest")
   if [ "$children" = no ] && [ "$inuse" -ne 0 ]; then
-    fail "$name: $inuse 'in use' lines on stderr, but no process should have found the heap locked"
+    fail "$what: $inuse 'in use' lines on stderr, but no process should have found the heap locked"
   fi
-  [ "$children" = yes ] && note "$name: $inuse child processes found the heap locked and ran on a volatile heap (expected)"
-  if ! cmp -s "$TMP/ref.err" "$TMP/shim.err.rest"; then
-    fail "$name: stderr under the shim (less the 'in use' lines) differs from the reference:"
-    diff "$TMP/ref.err" "$TMP/shim.err.rest" | head -n 30 | sed 's/^/    | /'
+  [ "$children" = yes ] && note "$what: $inuse child processes found the heap locked and ran on a volatile heap (expected)"
+  if ! cmp -s "$TMP/ref.err" "$TMP/$mode.err.rest"; then
+    fail "$what: stderr under the shim (less the 'in use' lines) differs from the reference:"
+    diff "$TMP/ref.err" "$TMP/$mode.err.rest" | head -n 30 | sed 's/^/    | /'
   fi
-  check_heap "$HEAP" "$name"
+  check_heap "$HEAP" "$what"
 }

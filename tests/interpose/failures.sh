@@ -12,12 +12,17 @@
 #   truncated        a heap file cut short
 #   address_occupied a heap created at 0x400000 opened by a non-PIE program (its text is there);
 #                    a heap created at 0x555555554000 opened by a PIE program run with setarch -R
+#   address_relocated the same occupied heap is moved when relocation is allowed (skipped when the
+#                    library has no PERSIST_RELOCATE)
 #   addr_reopen      a heap created with PERSIST_ADDR reopens where it was created without it
 #   disk_full        a 2 MiB tmpfs: malloc gets NULL/ENOMEM, never a signal; a heap that cannot be
 #                    created at all on the full file system
 #   strict           PERSIST_STRICT=1 turns a failure into an abort with the message
 #   secure_setuid    a setuid program (AT_SECURE) persists nothing even with PERSIST_FILE set
-#   other_owner      a heap file owned by another user is refused
+#   other_owner      a heap file owned by another user is refused; new heap files are 0600;
+#                    a symbolic link is not followed
+#   bad_options      bad PERSIST_* values: one warning line each, the default is used, the program
+#                    runs and persists; PERSIST_VERBOSE=1 prints the configuration and the heap
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HELLO=$BIN/interpose_hello
 
@@ -161,9 +166,11 @@ case $CASE in
     [ "$base" = 0x400000 ] || fail "the heap was created at $base, not 0x400000"
     sum=$(md5sum <"$heap")
     # (PERSIST_ADDR is given again so that the open gets as far as the address range; that an
-    # existing heap opens where it was created without it is case addr_reopen.)
+    # existing heap opens where it was created without it is case addr_reopen. Relocation is
+    # refused: the fallback is for "occupied address with relocation refused"; moving the heap is
+    # case address_relocated.)
     expect_fallback "heap at 0x400000, non-PIE program" "$heap" "is occupied" \
-      PERSIST_ADDR=0x400000 "$BIN/interpose_hello_nopie"
+      PERSIST_ADDR=0x400000 PERSIST_RELOCATE=refuse "$BIN/interpose_hello_nopie"
     unchanged "$heap" "$sum" "the heap at 0x400000"
     # (b) A heap created at 0x555555554000, where a PIE program is loaded when ASLR is off.
     heap=$TMP/pie.heap
@@ -178,12 +185,45 @@ case $CASE in
       sum=$(md5sum <"$heap")
       PREFIX=(setarch -R)
       expect_fallback "heap at 0x555555554000, PIE program under setarch -R" "$heap" "is occupied" \
-        PERSIST_ADDR=0x555555554000 "$HELLO"
+        PERSIST_ADDR=0x555555554000 PERSIST_RELOCATE=refuse "$HELLO"
       PREFIX=()
       unchanged "$heap" "$sum" "the heap at 0x555555554000"
     else
       note "setarch -R is not permitted here: subcase (b) skipped"
     fi
+    ;;
+
+  address_relocated)
+    # With relocation allowed (PERSIST_RELOCATE=rewrite, the default where supported), a heap whose
+    # range is occupied is moved: the program runs on it, persisting, and the heap stays usable.
+    grep -qa PERSIST_RELOCATE "$SHIM" || skip "this libpersist has no PERSIST_RELOCATE (no relocation)"
+    heap=$TMP/low.heap
+    make_heap "$heap" PERSIST_ADDR=0x400000 PERSIST_MAX=64M
+    [ "$(info_field "$heap" base)" = 0x400000 ] || fail "the heap was not created at 0x400000"
+    ref=$("$BIN/interpose_hello_nopie")
+    out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$BIN/interpose_hello_nopie" 2>"$TMP/r.err")
+    rc=$?
+    note "non-PIE program on a heap at 0x400000: exit status $rc, heap now at $(info_field "$heap" base); stderr: $(cat "$TMP/r.err")"
+    [ $rc -eq 0 ] && [ "$out" = "$ref" ] || fail "status $rc, output '$out'"
+    [ -s "$TMP/r.err" ] && fail "stderr not empty: the heap was not relocated"
+    [ "$(info_field "$heap" base)" != 0x400000 ] || fail "the heap still records base 0x400000"
+    check_heap "$heap" "relocated heap"
+    # And the ordinary program opens it where it now is.
+    out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$HELLO" 2>"$TMP/r2.err")
+    [ "$out" = "$("$HELLO")" ] && [ ! -s "$TMP/r2.err" ] || fail "reopening the relocated heap: $(cat "$TMP/r2.err")"
+    check_heap "$heap" "relocated heap, reopened"
+    # A pointer graph survives the move: fork_churn's data (a root block pointing at a 24 MiB
+    # buffer, a string and an array) written at 0x400000, read by a non-PIE build after relocation.
+    heap=$TMP/graph.heap
+    timeout 120 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_ADDR=0x400000 PERSIST_MAX=512M \
+      "$BIN/interpose_fork_churn" write >"$TMP/g.out" 2>&1 || { fail "fork_churn write at 0x400000 failed:"; show "$TMP/g.out"; }
+    [ "$(info_field "$heap" base)" = 0x400000 ] || fail "the graph heap is not at 0x400000"
+    timeout 120 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$BIN/interpose_fork_churn_nopie" read >"$TMP/g.out" 2>"$TMP/g.err"
+    rc=$?
+    note "non-PIE reader of the graph heap: exit status $rc, heap now at $(info_field "$heap" base): $(cat "$TMP/g.out")"
+    [ $rc -eq 0 ] && grep -q 'parent data intact: yes' "$TMP/g.out" || { fail "the relocated pointer graph is damaged:"; show "$TMP/g.out"; }
+    [ -s "$TMP/g.err" ] && { fail "stderr of the reader:"; show "$TMP/g.err"; }
+    check_heap "$heap" "relocated pointer graph"
     ;;
 
   addr_reopen)
@@ -198,6 +238,8 @@ case $CASE in
     [ $rc -eq 0 ] && [ "$(cat "$TMP/r.out")" = "$("$HELLO")" ] || fail "reopening: status $rc or output differs"
     [ -s "$TMP/r.err" ] && fail "a heap created at 0x300000000000 does not reopen without PERSIST_ADDR"
     [ "$(info_field "$heap" opens)" = 2 ] || fail "the heap was opened $(info_field "$heap" opens) times (expected 2)"
+    [ "$(info_field "$heap" base)" = 0x300000000000 ] ||
+      fail "reopening moved the heap to $(info_field "$heap" base) (it must open where it was created)"
     # With PERSIST_ADDR naming its address it reopens, of course.
     timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_ADDR=0x300000000000 "$HELLO" >/dev/null 2>"$TMP/r.err"
     [ -s "$TMP/r.err" ] && fail "reopening with PERSIST_ADDR=0x300000000000 failed: $(cat "$TMP/r.err")"
@@ -218,10 +260,31 @@ case $CASE in
     [ $rc -eq 0 ] || fail "worker diskfull: exit status $rc$( [ $rc -gt 128 ] && echo " (signal $((rc - 128)))")"
     expected=$'big malloc: NULL, errno ENOMEM\nsmall mallocs: stopped with NULL, errno ENOMEM\nmalloc after free: succeeded'
     [ "$(cat "$TMP/df.out")" = "$expected" ] || fail "worker diskfull: unexpected output"
-    grep -v '^diskfull: ' "$TMP/df.err" | grep -q . && fail "worker diskfull: unexpected lines on stderr"
+    [ -z "$(grep -v '^diskfull: ' "$TMP/df.err")" ] || fail "worker diskfull: unexpected lines on stderr"
     "$TOOL" check "$TMP/full/heap" >"$TMP/check.out" 2>&1 || { fail "persist check on the full-disk heap failed:"; show "$TMP/check.out"; }
     note "persist check on the full-disk heap: $(head -n 1 "$TMP/check.out")"
-    # (b) A heap that cannot be created at all: the file system is full.
+    # (b) A real program that runs out of disk while it runs: MemoryError, not a signal.
+    if mount_tmpfs "$TMP/small" size=8m; then
+      out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$TMP/small/py.heap" /usr/bin/python3 -c '
+try:
+    x = bytearray(20_000_000)
+    print("allocated")
+except MemoryError:
+    print("MemoryError")
+l = []
+try:
+    for i in range(10**7): l.append(str(i) * 10)
+except MemoryError:
+    del l
+    print("MemoryError in loop")
+print("end")' 2>"$TMP/py.err")
+      rc=$?
+      note "python3 running out of an 8 MiB tmpfs: exit status $rc, output: $(echo $out)"
+      [ $rc -eq 0 ] && [ "$out" = $'MemoryError\nMemoryError in loop\nend' ] || fail "python3 on a full disk: status $rc, output '$out'"
+      [ -s "$TMP/py.err" ] && { fail "python3 on a full disk: stderr:"; show "$TMP/py.err"; }
+      "$TOOL" check "$TMP/small/py.heap" >"$TMP/check.out" 2>&1 || { fail "persist check after python3's full disk:"; show "$TMP/check.out"; }
+    fi
+    # (c) A heap that cannot be created at all: the file system is full.
     rm -f "$TMP/full/heap"
     dd if=/dev/zero of="$TMP/full/fill" bs=4096 2>/dev/null
     note "filled the tmpfs: $(df --output=avail -B1 "$TMP/full" | tail -n 1 | tr -d ' ') bytes free"
@@ -293,6 +356,7 @@ case $CASE in
     ;;
 
   other_owner)
+    [ "$(id -u)" -eq 0 ] || skip "needs root to give a heap file to another user"
     heap=$TMP/owned.heap
     make_heap "$heap"
     chown 65534:65534 "$heap"
@@ -306,6 +370,37 @@ case $CASE in
     # A symbolic link is not followed (O_NOFOLLOW).
     ln -s "$TMP/mode.heap" "$TMP/link.heap"
     expect_fallback "a symbolic link to a heap" "$TMP/link.heap" "symbolic link" "$HELLO"
+    ;;
+  bad_options)
+    # Bad values are reported, one line each, and replaced by their defaults: the program runs
+    # and persists (issue 3 point 9).
+    heap=$TMP/opts.heap
+    ref=$("$HELLO")
+    check_opt() {  # VAR VALUE WHY
+      rm -f "$heap"
+      out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$1=$2" "$HELLO" 2>"$TMP/o.err")
+      rc=$?
+      note "$1=$2: $(cat "$TMP/o.err")"
+      [ $rc -eq 0 ] && [ "$out" = "$ref" ] || fail "$1=$2: status $rc, output '$out'"
+      [ "$(cat "$TMP/o.err")" = "libpersist: ignoring $1=$2: $3; using the default" ] ||
+        fail "$1=$2: stderr is not the one warning line"
+      [ "$(info_field "$heap" live_blocks)" != null ] && [ -f "$heap" ] || fail "$1=$2: the heap was not created"
+    }
+    check_opt PERSIST_MAX lots "not a number"
+    check_opt PERSIST_MAX 1K "out of range"
+    check_opt PERSIST_ADDR 0x200000000001 "not page aligned"
+    check_opt PERSIST_VERBOSE maybe "not a boolean (1/0, yes/no, on/off, true/false)"
+    check_opt PERSIST_STRICT 2 "not a boolean (1/0, yes/no, on/off, true/false)"
+    check_opt PERSIST_ON_BUSY sometimes "not one of volatile, wait, fail"
+    # PERSIST_VERBOSE=1: the configuration and the heap opened, on stderr.
+    rm -f "$heap"
+    out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_VERBOSE=1 "$HELLO" 2>"$TMP/v.err")
+    note "PERSIST_VERBOSE=1:"
+    show "$TMP/v.err"
+    [ "$out" = "$ref" ] || fail "PERSIST_VERBOSE=1: output differs"
+    grep -q "^libpersist: PERSIST_FILE=$heap " "$TMP/v.err" || fail "PERSIST_VERBOSE=1 does not print the configuration"
+    grep -q "^libpersist: heap $heap at 0x" "$TMP/v.err" || fail "PERSIST_VERBOSE=1 does not print the heap opened"
+    check_heap "$heap" "verbose run"
     ;;
   *) echo "unknown case $CASE"; exit 64 ;;
 esac

@@ -5,6 +5,9 @@
 #                overwrites the parent's data (found through persist_root); the parent checks its
 #                data after every child. Then a second process on the same heap file finds the
 #                parent's data intact (the file never saw the children's writes); persist check.
+#   fork_threads the same forks while two other threads of the parent allocate and free (the
+#                allocator's locks across fork): children must get a usable heap, the threads'
+#                blocks stay intact
 #   spawn_exec   posix_spawn, system() and popen children that exec while two parent threads keep
 #                allocating: output compared with the run without the shim; the exec'ed children
 #                get the "in use" fallback and nothing else on stderr.
@@ -39,6 +42,20 @@ case $CASE in
       fail "the second run did not find the parent's data intact"
     [ -s "$TMP/read.err" ] && { fail "the second run wrote to stderr:"; show "$TMP/read.err"; }
     check_heap "$heap" "after the second run"
+    ;;
+  fork_threads)
+    heap=$TMP/forkthreads.heap
+    start=$(now)
+    timeout -k 5 150 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$BIN/interpose_fork_churn" threads \
+      >"$TMP/t.out" 2>"$TMP/t.err"
+    rc=$?
+    note "fork_churn threads: exit status $rc in $(elapsed "$start") s"
+    show "$TMP/t.out" 40
+    [ $rc -eq 0 ] || fail "exit status $rc$( [ $rc -gt 128 ] && echo " (signal $((rc - 128)))")"
+    grep -q '^threads: 20 children forked while 2 threads allocated, parent data intact: yes$' "$TMP/t.out" ||
+      fail "the run did not report 20 children and intact data"
+    [ -s "$TMP/t.err" ] && { fail "stderr:"; show "$TMP/t.err"; }
+    check_heap "$heap" "after forking from a multi-threaded parent"
     ;;
   spawn_exec)
     scn() { "${RUN[@]}" "$BIN/interpose_spawn_exec"; }

@@ -16,6 +16,16 @@ W=$BIN/interpose_worker
 # libpersist, so it always runs on it: without PERSIST_FILE it would make ./persist.heap.)
 REF_OUT=$(PERSIST_FILE=$TMP/ref.heap "$W" run 0) || { echo "FAIL: the worker does not run"; exit 1; }
 
+# wait_owner HEAP: wait (up to 20 s) until a live process holds the heap's lock.
+wait_owner() {
+  local i
+  for i in $(seq 1 200); do
+    [ -s "$1" ] && [ "$(info_field "$1" owner_live)" = True ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # count HEAP: the value of the root "runs" in the heap (how many runs persisted).
 count() { timeout 30 env LD_PRELOAD="$SHIM" PERSIST_FILE="$1" "$W" count 2>"$TMP/count.err"; }
 
@@ -23,12 +33,12 @@ case $CASE in
   two_at_once)
     heap=$TMP/shared.heap
     line=$(inuse_line "$heap")
-    for round in 1 2 3; do
+    for round in 1 2; do
       rm -f "$heap"
-      # Both start at once and hold the heap for 1.5 s after their work: they overlap.
-      timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$W" run 1500 >"$TMP/a.out" 2>"$TMP/a.err" &
+      # Both start at once and hold the heap for 3 s after their work: they overlap.
+      timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$W" run 3000 >"$TMP/a.out" 2>"$TMP/a.err" &
       pa=$!
-      timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$W" run 1500 >"$TMP/b.out" 2>"$TMP/b.err" &
+      timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$W" run 3000 >"$TMP/b.out" 2>"$TMP/b.err" &
       pb=$!
       wait $pa; ra=$?
       wait $pb; rb=$?
@@ -95,10 +105,9 @@ case $CASE in
 
   on_busy_wait)
     heap=$TMP/wait.heap
-    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$W" run 2000 >"$TMP/a.out" 2>"$TMP/a.err" &
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$W" run 3000 >"$TMP/a.out" 2>"$TMP/a.err" &
     pa=$!
-    for i in $(seq 1 100); do [ -s "$heap" ] && break; sleep 0.05; done
-    sleep 0.3  # the first process holds the lock now
+    wait_owner "$heap" || fail "the first process never held the heap"
     start=$(now)
     timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_ON_BUSY=wait "$W" run 0 >"$TMP/b.out" 2>"$TMP/b.err"
     rb=$?
@@ -106,7 +115,7 @@ case $CASE in
     # The first must have finished before the second got the heap.
     if kill -0 $pa 2>/dev/null; then fail "the waiting process finished while the first still runs"; fi
     wait $pa; ra=$?
-    note "second process (PERSIST_ON_BUSY=wait) finished after $waited s; the first held the heap ~2 s"
+    note "second process (PERSIST_ON_BUSY=wait) finished after $waited s; the first held the heap ~3 s"
     [ $ra -eq 0 ] && [ $rb -eq 0 ] || fail "exit statuses $ra and $rb"
     awk -v w="$waited" 'BEGIN { exit !(w >= 1.0) }' || fail "the second process did not wait (took $waited s)"
     for p in a b; do
@@ -122,8 +131,7 @@ case $CASE in
     heap=$TMP/fail.heap
     timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$W" run 2000 >"$TMP/a.out" 2>"$TMP/a.err" &
     pa=$!
-    for i in $(seq 1 100); do [ -s "$heap" ] && break; sleep 0.05; done
-    sleep 0.3
+    wait_owner "$heap" || fail "the first process never held the heap"
     timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_ON_BUSY=fail "$W" run 0 >"$TMP/b.out" 2>"$TMP/b.err"
     rb=$?
     wait $pa; ra=$?

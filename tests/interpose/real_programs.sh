@@ -1,11 +1,12 @@
 #!/bin/bash
 # real_programs.sh SHIM TOOL BINDIR SRCDIR CASE — real Debian programs under the shim (issue 3,
-# "Tests", first point). Each CASE runs a scenario twice, without and with
-# LD_PRELOAD=libpersist.so PERSIST_FILE=<temp dir>/<case>.heap, compares exit status and stdout
-# exactly (stderr too, less the shim's "in use" lines of child processes), then runs
-# `persist check` on the heap file.
+# "Tests", first point). Each CASE runs a scenario three times: without the shim, then with
+# LD_PRELOAD=libpersist.so PERSIST_FILE=<temp dir>/<case>.heap on a new heap file, then again on
+# the heap file the first run left; compares each shim run's exit status and stdout exactly with
+# the reference (stderr too, less the shim's "in use" lines of child processes), and runs
+# `persist check` on the heap file after each (see run_both in common.sh).
 #
-# CASE: python3 python3_malloc perl sqlite3 lua git gxx bash_pipeline threads redis
+# CASE: python3 python3_malloc python3_fork perl sqlite3 lua git gxx bash_pipeline threads redis
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE=$SRC/tests/interpose
 SCEN=$HERE/scenarios
@@ -14,6 +15,7 @@ need() { command -v "$1" >/dev/null 2>&1 || { fail "$1 is not installed (scripts
 
 # ---- scenarios: each prefixes the programs it runs under test with "${RUN[@]}" ----------------
 scn_python3() { "${RUN[@]}" /usr/bin/python3 "$SCEN/dicts.py"; }
+scn_python3_fork() { "${RUN[@]}" /usr/bin/python3 "$SCEN/forks.py"; }
 scn_python3_malloc() { "${RUN[@]}" PYTHONMALLOC=malloc /usr/bin/python3 "$SCEN/dicts.py"; }
 scn_perl() { "${RUN[@]}" /usr/bin/perl "$SCEN/hashes.pl"; }
 
@@ -142,6 +144,7 @@ scn_redis() {
 
 case $CASE in
   python3 | python3_malloc) need /usr/bin/python3; run_both "$CASE" no "scn_$CASE" ;;
+  python3_fork) need /usr/bin/python3; run_both python3_fork yes scn_python3_fork ;;
   perl) need /usr/bin/perl; run_both perl no scn_perl ;;
   sqlite3) need /usr/bin/sqlite3; run_both sqlite3 no scn_sqlite3 ;;
   lua) need /usr/bin/lua5.4; run_both lua no scn_lua ;;

@@ -16,6 +16,7 @@
 #include "heaputil.h"
 #include "layout.h"
 #include "persist.h"
+#include "sizeclass.h"
 #include "superblock.h"
 #include "testutil.h"
 
@@ -306,6 +307,24 @@ TEST_F(AllocEdges, NonPowerOfTwoAlignmentIsEINVAL) {
     errno = 0;
     EXPECT_EQ(nullptr, persist_alloc_aligned(h_, a, 64)) << "alignment " << a;
     EXPECT_EQ(EINVAL, errno) << "alignment " << a;
+  }
+}
+
+// Sizes near the large/huge boundary (kMaxLarge: the data pages of one segment) with an
+// alignment above a page: the padding the alignment needs must not turn into ENOMEM.
+TEST_F(AllocEdges, AlignedAllocationsAroundTheLargeLimit) {
+  for (size_t a : {size_t(8192), size_t(16384), size_t(65536), size_t(1) << 20}) {
+    for (size_t s : {persist::kMaxLarge - a, persist::kMaxLarge - 4096, persist::kMaxLarge - 1000,
+                     persist::kMaxLarge, persist::kMaxLarge + 1}) {
+      errno = 0;
+      void *p = persist_alloc_aligned(h_, a, s);
+      ASSERT_NE(nullptr, p) << "alignment " << a << " size " << s << " (kMaxLarge "
+                            << persist::kMaxLarge << "): errno " << errno;
+      EXPECT_EQ(0u, reinterpret_cast<uintptr_t>(p) % a);
+      EXPECT_GE(persist_usable_size(h_, p), s);
+      static_cast<char *>(p)[s - 1] = 1;
+      persist_free(h_, p);
+    }
   }
 }
 

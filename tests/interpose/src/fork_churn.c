@@ -8,10 +8,14 @@
  *                       parent verifies that its block and buffer are intact and keeps allocating.
  *   fork_churn read     a later process on the same heap file: the parent's data must be there,
  *                       untouched by any child.
+ *   fork_churn threads  fork 20 times while two other threads of the parent allocate and free:
+ *                       each child (single-threaded) must find a usable heap holding the parent's
+ *                       data; the parent's threads must find their blocks intact.
  * Exit status 0 when everything holds; every problem is printed on stdout.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +216,77 @@ static int do_write(void) {
   return problems ? 1 : 0;
 }
 
+/* ---- fork while other threads allocate ---------------------------------------------------- */
+static volatile int stop_threads;
+
+static void *allocating_thread(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  enum { N = 300 };
+  unsigned char *blk[N] = {0};
+  size_t len[N] = {0};
+  uint64_t x = mix(id + 77), bad = 0;
+  while (!__atomic_load_n(&stop_threads, __ATOMIC_RELAXED)) {
+    x = mix(x);
+    unsigned i = (unsigned)(x % N);
+    if (blk[i]) {
+      for (size_t k = 0; k < len[i]; k += 53)
+        if (blk[i][k] != (unsigned char)(i + k + id)) ++bad;
+      free(blk[i]);
+    }
+    len[i] = (x >> 20) % ((x >> 50) % 16 == 0 ? (1u << 20) : 3000) + 1;
+    blk[i] = malloc(len[i]);
+    if (!blk[i]) {
+      ++bad;
+      continue;
+    }
+    for (size_t k = 0; k < len[i]; k += 53) blk[i][k] = (unsigned char)(i + k + id);
+  }
+  for (unsigned i = 0; i < N; ++i) free(blk[i]);
+  return (void *)(uintptr_t)bad;
+}
+
+static int do_threads(void) {
+  struct parent_state *st = persist_root("parent", sizeof *st);
+  if (!st) return printf("persist_root failed: %s\n", strerror(errno)), 1;
+  st->seed = 0x7777;
+  st->buf = malloc(BUF_BYTES);
+  fill(st->buf, BUF_BYTES, st->seed);
+  st->note = strdup("the parent's note");
+  st->note_sum = sum(st->note);
+  st->magic = MAGIC;
+  pthread_t th[2];
+  for (uintptr_t t = 0; t < 2; ++t) pthread_create(&th[t], NULL, allocating_thread, (void *)t);
+  for (unsigned c = 0; c < CHILDREN; ++c) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return printf("fork: %s\n", strerror(errno)), 1;
+    if (pid == 0) {
+      /* Only this thread exists in the child: the heap must be usable (no lock left held by the
+       * parent's other threads) and hold the parent's data. */
+      int bad = !verify(st, "child of a multi-threaded parent");
+      bad |= churn(c);
+      memset(st->buf, 0xEE, BUF_BYTES);
+      st->magic = 1;
+      exit(bad ? 1 : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      PROBLEM("child %u of the multi-threaded parent: status %#x%s", c, status,
+              WIFSIGNALED(status) ? " (killed by a signal)" : "");
+    verify(st, "multi-threaded parent after a child");
+  }
+  __atomic_store_n(&stop_threads, 1, __ATOMIC_RELAXED);
+  for (int t = 0; t < 2; ++t) {
+    void *bad = NULL;
+    pthread_join(th[t], &bad);
+    if (bad) PROBLEM("allocating thread %d found %lu corrupted bytes", t, (unsigned long)(uintptr_t)bad);
+  }
+  printf("threads: %d children forked while 2 threads allocated, parent data intact: %s\n", CHILDREN,
+         problems ? "no" : "yes");
+  return problems ? 1 : 0;
+}
+
 static int do_read(void) {
   size_t size = 0;
   struct parent_state *st = persist_root_get("parent", &size);
@@ -229,6 +304,7 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 2 && strcmp(argv[1], "write") == 0) return do_write();
   if (argc == 2 && strcmp(argv[1], "read") == 0) return do_read();
-  fprintf(stderr, "usage: fork_churn write|read\n");
+  if (argc == 2 && strcmp(argv[1], "threads") == 0) return do_threads();
+  fprintf(stderr, "usage: fork_churn write|read|threads\n");
   return 64;
 }
