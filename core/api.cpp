@@ -2,12 +2,12 @@
 // the core. Owns no state but the pointer to the process's default heap.
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 
 #include "../core/include/persist.h"
 #include "api.h"
 #include "check.h"
 #include "heap.h"
-#include "modules.h"
 
 namespace persist {
 namespace {
@@ -250,9 +250,9 @@ int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st) {
     ++internal, internal_bytes += b.size;
     off = reinterpret_cast<const persist::RootTableHeader *>(img.mem + off)->next;
   }
-  if (uint64_t m = persist::modules_table(img)) {
+  if (uint64_t off = persist::actions_table(img)) {
     persist::BlockRef b;
-    if (persist::find_block(img, m, &b)) ++internal, internal_bytes += b.size;
+    if (persist::find_block(img, off, &b)) ++internal, internal_bytes += b.size;
   }
   st->live_blocks = r.live_blocks - internal;
   st->live_bytes = r.live_bytes - internal_bytes;
@@ -274,6 +274,28 @@ int persist_heap_gc(persist_heap_t *heap, int dry_run, uint64_t *freed_bytes) {
   if (rc) return set_errno(rc);
   if (freed_bytes) *freed_bytes = rep.freed_bytes;
   return 0;
+}
+
+void *persist_heap_alloc_publish(persist_heap_t *heap, size_t size, void **slot) {
+  PERSIST_WRITABLE_OR(heap, nullptr);
+  int err = 0;
+  void *p = persist::heap_alloc_publish(as_heap(heap), size, slot, &err);
+  if (!p) set_errno(err ? err : -ENOMEM);
+  return p;
+}
+int persist_heap_free_clear(persist_heap_t *heap, void **slot) {
+  PERSIST_WRITABLE_OR(heap, set_errno(-EROFS));
+  int rc = persist::heap_free_clear(as_heap(heap), slot);
+  return rc ? set_errno(rc) : 0;
+}
+void *persist_alloc_publish(size_t size, void **slot) {
+  Heap *h = default_heap();
+  if (!h) return set_errno(PERSIST_E_NOHEAP), nullptr;
+  return persist_heap_alloc_publish(h, size, slot);
+}
+int persist_free_clear(void **slot) {
+  Heap *h = default_heap();
+  return h ? persist_heap_free_clear(h, slot) : set_errno(PERSIST_E_NOHEAP);
 }
 
 int persist_heap_check(persist_heap_t *heap, char *msg, size_t msglen) {

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "../core/include/persist.h"
-#include "modules.h"
+#include "heap.h"
 #include "platform.h"
 #include "reach.h"
 
@@ -145,9 +145,10 @@ int check_image(const Image &img, HeapReport *r, unsigned flags) {
     return PERSIST_E_CORRUPT;
   }
   check_roots(img, index.as<uint32_t>(), r);
-  if (img.sb.modules && !modules_table(img)) {
+  if (img.sb.actions && !actions_table(img)) {
     Msg m;
-    m.add("the module table at offset ").hex(img.sb.modules).add(" is damaged");
+    m.add("the heap's own area (action log, module tables) at offset ").hex(img.sb.actions)
+        .add(" is damaged");
     problem(r, m);
   }
   if ((flags & kCheckReachability) && r->consistent) {

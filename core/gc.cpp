@@ -101,6 +101,11 @@ void set_size(Superblock &sb, uint64_t size) { sb.size = size; }
 
 int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
   *rep = GcReport{};
+  if (!dry_run && (h->discovered || h->threads || h->shared_th)) {
+    // The volatile state of this session would not match what the sweep changes.
+    why->add("the heap has been used since it was opened: collect right after opening");
+    return -EBUSY;
+  }
   uint64_t t0 = os::monotonic_ns();
   Reach reach;
   int rc = reach.run(h->image(), why);

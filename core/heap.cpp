@@ -240,7 +240,7 @@ int relocate_heap(Heap *h, bool heap_moves, Msg *why) {
   modules_plan(h, r, 64, &n, &h->notes);
   if (n == 0) return 0;
   uint64_t words = 0;
-  int rc = relocate_words(h->base, h->image(), r, n, modules_table(h->image()), &words, why);
+  int rc = relocate_words(h->base, h->image(), r, n, actions_table(h->image()), &words, why);
   if (rc) return rc;
   h->relocated_words = words;
   modules_done(h);
@@ -365,6 +365,7 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     teardown(h);
     return rc;
   }
+  heap_recover_actions(h);  // finish interrupted publish / clear actions
   sb = h->sb;
   h->sb = sb;
   h->size.store(sb.size, std::memory_order_relaxed);
@@ -445,6 +446,7 @@ int heap_open_region(void *mem, size_t size, unsigned flags, Heap **out, Msg *wh
     h->size.store(sb.size, std::memory_order_relaxed);
     h->clean_at_open = sb.state == kStateClean;
     heap_update_super(h, set_state, kStateDirty);
+    heap_recover_actions(h);
   }
   *out = h;
   return 0;

@@ -181,6 +181,10 @@ struct Heap : persist_heap {
   // -- roots (roots_lock)
   Lock roots_lock;
 
+  // -- action log entries in use (actions_lock)
+  Lock actions_lock;
+  uint64_t actions_busy = 0;
+
   // -- superblock (super_lock)
   Superblock sb{};
   Lock super_lock;
@@ -264,6 +268,7 @@ void run_free_remote(Heap *h, Span *s, void *p);  // a block freed by a non-owne
 ThreadHeap *thread_heap_slow(Heap *h);   // the calling thread's, created on demand (or null)
 void thread_heaps_retire_all(Heap *h);   // close: flush and release every thread heap
 void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls);
+Span *small_refill(Heap *h, ThreadHeap *th, unsigned cls);  // cur[cls] with a free block, or null
 void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s);
 void *small_alloc_shared(Heap *h, unsigned cls);
 bool thread_release_empty_runs(Heap *h);  // the calling thread's empty runs; true if any
@@ -294,6 +299,16 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why);
 // ---- fork.cpp: open heaps across fork (the child gets a private copy; the file is the parent's)
 void fork_register(Heap *h);    // at open
 void fork_unregister(Heap *h);  // at close
+
+// ---- publish.cpp: allocate-and-publish, free-and-clear (crash-atomic through the action log)
+// While set, the large and huge allocation paths store the new block's offset here just before
+// their commit store (the action log entry of an allocate-and-publish).
+extern __thread uint64_t *tl_commit_log;
+void *heap_alloc_publish(Heap *h, size_t size, void **slot, int *err);
+int heap_free_clear(Heap *h, void **slot);
+int heap_recover_actions(Heap *h);  // at open: finish what active entries describe
+uint64_t actions_table(const Image &img);  // the heap's own area's offset if valid, else 0
+ActionLog *heap_area(Heap *h, bool create);  // the heap's own area (created on first need)
 
 // ---- roots.cpp
 void *roots_find_or_create(Heap *h, const char *tag, size_t size, int *err);

@@ -113,9 +113,10 @@ struct Superblock {
   uint64_t reloc_to;       // ... to this one (recorded before the pass starts)
   uint64_t reloc_words;    // words rewritten by the last relocation
   uint64_t relocations;    // relocations so far
-  uint64_t modules;        // offset of the ModuleTable recorded at the last close (0: none)
+  uint64_t unused_modules; // (format 1.0 drafts; always 0)
   uint64_t owner_pid;      // the process that opened the heap last (informational)
-  uint64_t reserved[13];
+  uint64_t actions;        // offset of the ActionLog (0: none yet)
+  uint64_t reserved[12];
   uint32_t reserved32;
   uint32_t checksum;       // CRC-32C of this slot with this field zero
 };
@@ -158,21 +159,42 @@ struct RootTableHeader {
 static_assert(sizeof(RootTableHeader) == sizeof(RootEntry));
 constexpr uint32_t kRootsPerTable = (kRootTableBytes - sizeof(RootTableHeader)) / sizeof(RootEntry);
 
-// ---- program images ----------------------------------------------------------------------------
-// The modules loaded when the heap was last closed (ModuleTable, a heap block the superblock's
-// `modules` names; the collector keeps it). At the next open, a module loaded at another address
-// with the same build-id has the words pointing into its old range shifted (relocate.h). `moving`
-// is stored before such a pass and cleared after it, so an interrupted pass can be resumed.
-constexpr uint32_t kModuleTableMagic = 0x53444f4d;  // "MODS"
+// ---- the heap's own area: action log and program images ------------------------------------------
+// One block, created once per heap and named by the superblock's `actions` (the collector keeps it).
+//
+// Action log: allocate-and-publish and free-and-clear (persist.h) are made crash-atomic by an entry
+// here: it names the slot (and, once known, the block) before anything is committed, and is cleared
+// after the slot store. Open finishes what an active entry describes (publish.cpp).
+//
+// Program images: the modules loaded when the heap was last closed. At the next open, a module
+// loaded at another address with the same build-id has the words pointing into its old range
+// shifted (modules.h). Two tables: close fills the one that is not current and then flips
+// `modules_current` (one store), so a crash while recording leaves the previous record. `moving`
+// is stored before a pass shifts a module's pointers and cleared after, so a pass can be resumed.
+constexpr uint32_t kActionLogMagic = 0x4e544341;  // "ACTN"
+constexpr uint32_t kActionEntries = 64;
+enum ActionState : uint32_t { kActionIdle = 0, kActionActive = 1 };
+enum ActionKind : uint32_t { kActionPublish = 1, kActionFreeClear = 2 };
+
+struct ActionEntry {
+  uint32_t state;  // ActionState, stored last when an action starts and first when it ends
+  uint32_t kind;   // ActionKind
+  uint64_t slot;   // offset of the 8-byte slot the action stores into
+  uint64_t block;  // offset of the block (publish: written just before the allocation commits)
+  uint64_t reserved;
+};
+static_assert(sizeof(ActionEntry) == 32);
+
 constexpr uint32_t kModuleIdMax = 32;
 constexpr uint32_t kModulePathMax = 184;
+constexpr uint32_t kModulesMax = 128;
 
 struct ModuleEntry {
   uint64_t bias;     // load bias the heap's pointers into this module were written for
   uint64_t start;    // [start, end): the module's mapped range at that bias
   uint64_t end;
   uint64_t moving;   // non-zero: a pass is shifting its pointers to this bias
-  uint32_t id_len;   // build-id length (0: the module has none and is never matched)
+  uint32_t id_len;   // build-id length (modules without one are not recorded)
   uint32_t reserved;
   uint8_t build_id[kModuleIdMax];
   char path[kModulePathMax];
@@ -180,11 +202,23 @@ struct ModuleEntry {
 static_assert(sizeof(ModuleEntry) == 256);
 
 struct ModuleTable {
-  uint32_t magic;  // kModuleTableMagic
-  uint32_t count;
-  uint64_t reserved[7];
-  ModuleEntry entry[1];  // count entries
+  uint32_t count;  // entries in use (<= kModulesMax)
+  uint32_t reserved[15];
+  ModuleEntry entry[kModulesMax];
 };
-static_assert(offsetof(ModuleTable, entry) == 64);
+
+constexpr uint32_t kNoModules = 2;  // modules_current when nothing is recorded
+
+struct ActionLog {
+  uint32_t magic;            // kActionLogMagic
+  uint32_t capacity;         // kActionEntries
+  uint32_t modules_current;  // 0 or 1: the valid ModuleTable; kNoModules: none
+  uint32_t reserved32;
+  uint64_t reserved[2];
+  ActionEntry entry[kActionEntries];
+  ModuleTable modules[2];
+};
+static_assert(offsetof(ActionLog, entry) == 32);
+static_assert(sizeof(ActionLog) == 32 + 32 * kActionEntries + 2 * (64 + 256 * kModulesMax));
 
 }  // namespace persist

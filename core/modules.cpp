@@ -1,4 +1,4 @@
-// modules.cpp — see modules.h. The ModuleTable is AUTHORITATIVE (a heap block the superblock names).
+// modules.cpp — see modules.h. The module tables are AUTHORITATIVE (in the heap's own area).
 #include "modules.h"
 
 #include <cstring>
@@ -8,8 +8,6 @@
 
 namespace persist {
 namespace {
-
-constexpr uint32_t kMaxModules = 4096;
 
 struct Loaded {  // a module loaded now, matched by build-id
   const ModuleEntry *want;
@@ -37,27 +35,29 @@ int match(const os::ModuleInfo &m, void *arg) {
 bool disjoint(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a + alen <= b || b + blen <= a; }
 
 ModuleTable *table(Heap *h) {
-  uint64_t off = modules_table(h->image());
-  return off ? reinterpret_cast<ModuleTable *>(h->base + off) : nullptr;
+  ActionLog *log = heap_area(h, false);
+  return log && log->modules_current < 2 ? &log->modules[log->modules_current] : nullptr;
+}
+
+int collect(const os::ModuleInfo &m, void *arg) {
+  auto *t = static_cast<ModuleTable *>(arg);
+  if (t->count >= kModulesMax) return 1;
+  if (!m.id_len || m.id_len > kModuleIdMax) return 0;  // never matched later: not recorded
+  ModuleEntry &e = t->entry[t->count++];
+  memset(&e, 0, sizeof e);
+  e.bias = m.bias, e.start = m.start, e.end = m.end, e.id_len = m.id_len;
+  memcpy(e.build_id, m.build_id, m.id_len);
+  const char *p = m.path && m.path[0] ? m.path : "(main program)";
+  strncpy(e.path, p, kModulePathMax - 1);
+  return 0;
 }
 
 }  // namespace
 
-uint64_t modules_table(const Image &img) {
-  uint64_t off = img.sb.modules;
-  BlockRef b;
-  if (!off || !find_block(img, off, &b) || !b.live || b.offset != off) return 0;
-  const auto *t = reinterpret_cast<const ModuleTable *>(img.mem + off);
-  if (t->magic != kModuleTableMagic || t->count > kMaxModules ||
-      offsetof(ModuleTable, entry) + uint64_t{t->count} * sizeof(ModuleEntry) > b.size)
-    return 0;
-  return off;
-}
-
 void modules_plan(Heap *h, MoveRange *out, int max, int *n, Msg *report) {
   ModuleTable *t = table(h);
   if (!t) return;
-  for (uint32_t i = 0; i < t->count && *n < max; ++i) {
+  for (uint32_t i = 0; i < t->count && i < kModulesMax && *n < max; ++i) {
     ModuleEntry &e = t->entry[i];
     if (!e.id_len || e.id_len > kModuleIdMax || e.end <= e.start) continue;
     e.path[kModulePathMax - 1] = 0;
@@ -92,7 +92,7 @@ void modules_plan(Heap *h, MoveRange *out, int max, int *n, Msg *report) {
 void modules_done(Heap *h) {
   ModuleTable *t = table(h);
   if (!t) return;
-  for (uint32_t i = 0; i < t->count; ++i) {
+  for (uint32_t i = 0; i < t->count && i < kModulesMax; ++i) {
     ModuleEntry &e = t->entry[i];
     if (!e.moving) continue;
     uint64_t delta = e.moving - e.bias;
@@ -101,47 +101,16 @@ void modules_done(Heap *h) {
   }
 }
 
-namespace {
-
-struct Collect {
-  ModuleTable *t;
-  uint32_t cap;
-};
-
-int collect(const os::ModuleInfo &m, void *arg) {
-  auto *c = static_cast<Collect *>(arg);
-  if (c->t && c->t->count >= c->cap) return 1;
-  if (!m.id_len || m.id_len > kModuleIdMax) return 0;  // never matched later: not recorded
-  if (c->t) {
-    ModuleEntry &e = c->t->entry[c->t->count++];
-    memset(&e, 0, sizeof e);
-    e.bias = m.bias, e.start = m.start, e.end = m.end, e.id_len = m.id_len;
-    memcpy(e.build_id, m.build_id, m.id_len);
-    const char *p = m.path && m.path[0] ? m.path : "(main program)";
-    strncpy(e.path, p, kModulePathMax - 1);
-  } else {
-    ++c->cap;
-  }
-  return 0;
-}
-
-void set_modules(Superblock &sb, uint64_t off) { sb.modules = off; }
-
-}  // namespace
-
 void modules_record(Heap *h) {
-  Collect count{nullptr, 0};
-  os::each_module(collect, &count);
-  if (!count.cap) return;
-  uint32_t cap = count.cap + 8;  // modules may be loaded meanwhile
-  auto *t = static_cast<ModuleTable *>(heap_calloc(h, 1, offsetof(ModuleTable, entry) + cap * sizeof(ModuleEntry)));
-  if (!t) return;
-  t->magic = kModuleTableMagic;
-  Collect fill{t, cap};
-  os::each_module(collect, &fill);
-  uint64_t old = modules_table(h->image());
-  heap_update_super(h, set_modules, h->off(t));  // the commit point
-  if (old) heap_free(h, h->base + old);
+  ActionLog *log = heap_area(h, true);
+  if (!log) return;
+  uint32_t next = log->modules_current == 0 ? 1 : 0;
+  ModuleTable *t = &log->modules[next];
+  t->count = 0;
+  os::each_module(collect, t);
+  std::atomic_thread_fence(std::memory_order_release);
+  __atomic_store_n(&log->modules_current, next, __ATOMIC_RELEASE);  // the commit point
+  PERSIST_CRASH_POINT("modules.record");
 }
 
 }  // namespace persist

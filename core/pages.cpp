@@ -104,6 +104,8 @@ void publish_span(Heap *h, Span *s, uint8_t head, uint8_t cont, uint8_t cls) {
   PERSIST_CRASH_POINT("span.cont");
   if (head == kPageRunHead) memset(h->bitmap_of(s->page), 0, uint64_t{s->pages} * kWordsPerPage * 8);
   PERSIST_CRASH_POINT("span.bitmap");
+  if (head == kPageLargeHead && tl_commit_log)  // an allocate-and-publish: name the block first
+    __atomic_store_n(tl_commit_log, s->page * kPageSize, __ATOMIC_RELEASE);
   std::atomic_thread_fence(std::memory_order_release);
   store_desc(h, s->page, PageDesc{head, cls, 0, s->pages});  // the commit point
   PERSIST_CRASH_POINT("span.head");
@@ -301,6 +303,10 @@ Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *
   s->kind = kSpanLarge;
   s->start = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));
   *zeroed = s->zeroed;
+  if (tl_commit_log && !s->zeroed) {  // an allocate-and-publish: zero-filled before its commit
+    memset(reinterpret_cast<void *>(s->start), 0, uint64_t{s->pages} * kPageSize);
+    *zeroed = true;
+  }
   s->zeroed = 0;
   Guard g(h->page_lock);
   publish_span(h, s, kPageLargeHead, kPageLargeCont, 0);

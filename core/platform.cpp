@@ -311,6 +311,8 @@ void each_module(int (*fn)(const ModuleInfo &m, void *arg), void *arg) {
       &ctx);
 }
 
+void yield() { sys(SYS_sched_yield); }
+
 uint64_t now_ns() {
   ErrnoGuard g;
   struct timespec ts = {0, 0};

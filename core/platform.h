@@ -75,6 +75,7 @@ struct ModuleInfo {
 void each_module(int (*fn)(const ModuleInfo &m, void *arg), void *arg);
 
 // Misc.
+void yield();
 uint64_t now_ns();         // CLOCK_REALTIME
 uint64_t monotonic_ns();   // CLOCK_MONOTONIC
 void random_bytes(void *buf, size_t len);

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 
 #include "../core/include/persist.h"
 #include "platform.h"
@@ -93,9 +94,10 @@ int Reach::run(const Image &img, Msg *why) {
     off = t->next;
   }
   // The module table (the program images recorded at close) is kept like a root table.
-  if (img.sb.modules) {
+  // So is the heap's own area (kept, not scanned: it holds offsets and module addresses).
+  if (uint64_t off = img.sb.actions) {
     BlockRef b;
-    if (find_block(img, img.sb.modules, &b, seg_head_) && b.live && b.offset == img.sb.modules) mark(b);
+    if (find_block(img, off, &b, seg_head_) && b.live && b.offset == off) mark(b);
   }
   // Scan what is reachable, word by word.
   const uint64_t base = img.sb.base, size = img.sb.size;

@@ -5,7 +5,7 @@
 
 #include "../core/include/persist.h"
 #include "check.h"
-#include "modules.h"
+#include "heap.h"
 #include "superblock.h"
 #include "walk.h"
 
@@ -189,12 +189,14 @@ int repair_image(uint8_t *mem, uint64_t len, RepairReport *rep) {
   repair_segments(mem, img, rep);
   repair_roots(mem, sb, img, rep);
   img.sb = sb;
-  if (sb.modules && !modules_table(img)) {
+  if (sb.actions && !actions_table(img)) {
     Msg m;
-    m.add("the module table is damaged: dropped (pointers into program images will not be moved)");
-    sb.modules = 0;
+    m.add("the heap's own area is damaged: dropped (interrupted publish/clear actions and the "
+          "record of program images are lost)");
+    sb.actions = 0;
     rep->note(m);
   }
+
   // Write the superblock back into both slots (repairs a damaged slot too), marked dirty.
   sb.state = kStateDirty;
   super_write(mem, sb);

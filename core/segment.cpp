@@ -185,6 +185,10 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
   sh->pages = 0;
   sh->huge_bytes = bytes;
   PERSIST_CRASH_POINT("huge.header");
+  if (tl_commit_log) {  // an allocate-and-publish: zero-filled, then named, then committed
+    if (!*zeroed) memset(h->at(seg * kSegmentSize + kHugeFirstPage * kPageSize), 0, bytes), *zeroed = true;
+    __atomic_store_n(tl_commit_log, seg * kSegmentSize + kHugeFirstPage * kPageSize, __ATOMIC_RELEASE);
+  }
   __atomic_store_n(&sh->kind, kSegHuge, __ATOMIC_RELEASE);
   PERSIST_CRASH_POINT("huge.kind");
   if (grown) heap_update_super(h, set_size, h->size.load(std::memory_order_relaxed));

@@ -172,7 +172,7 @@ void thread_heaps_retire_all(Heap *h) {
   h->shared_th = nullptr;
 }
 
-void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
+Span *small_refill(Heap *h, ThreadHeap *th, unsigned cls) {
   if (th->notify.load(std::memory_order_relaxed)) process_notify(th);
   Span *s = th->cur[cls];
   for (;;) {
@@ -202,6 +202,12 @@ void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
     th->runs[cls].push(s);
   }
   th->cur[cls] = s;
+  return s;
+}
+
+void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
+  Span *s = small_refill(h, th, cls);
+  if (!s) return nullptr;
   Block *b = s->free;
   s->free = b->next;
   uint32_t idx = static_cast<uint32_t>(((reinterpret_cast<uintptr_t>(b) - s->start) * s->recip) >> kRecipShift);

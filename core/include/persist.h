@@ -139,9 +139,20 @@ typedef struct persist_stats {
 } persist_stats_t;
 int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st);
 
+/* Allocate-and-publish: allocate size bytes, zero-filled, and store the block's address into *slot
+ * (an 8-byte aligned word inside this heap: in a live block) as one crash-atomic step — after a
+ * crash the slot holds either its old value and no block was allocated, or the new, zero-filled
+ * block (fill it in afterwards; a zero field tells "not filled in yet"). NULL + errno on failure
+ * (the slot is untouched). Free-and-clear: free *slot and store NULL into it, equally
+ * crash-atomic. Other threads must not store into the same slot meanwhile. */
+void *persist_heap_alloc_publish(persist_heap_t *heap, size_t size, void **slot);
+int persist_heap_free_clear(persist_heap_t *heap, void **slot);
+void *persist_alloc_publish(size_t size, void **slot); /* on the default heap */
+int persist_free_clear(void **slot);
+
 /* Reclaim every block no root reaches (a conservative mark from the roots, then a sweep); a heap
- * with no roots is emptied. Stop-the-world: call it when no other thread uses the heap and nothing
- * outside the heap points into it (right after persist_open, say). dry_run: only count. Returns 0
+ * with no roots is emptied. Call it right after persist_open, before anything is allocated or freed
+ * (-EBUSY otherwise): nothing outside the heap may point into it. dry_run: only count. Returns 0
  * or a negative code; *freed_bytes (optional) gets what was (or would be) reclaimed. */
 int persist_heap_gc(persist_heap_t *heap, int dry_run, uint64_t *freed_bytes);
 

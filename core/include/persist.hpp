@@ -61,12 +61,13 @@
 
 namespace persist {
 
-// ---- errors ---------------------------------------------------------------------------------------
+// ---- errors -------------------------------------------------------------------------------------
 
 // A failed libpersist call: code() is its negative code (a -errno value or a PERSIST_E_*).
 class error : public std::runtime_error {
  public:
-  error(int code, const std::string &what) : std::runtime_error(describe(code, what)), code_(code) {}
+  error(int code, const std::string &what)
+      : std::runtime_error(describe(code, what)), code_(code) {}
   int code() const noexcept { return code_; }
 
  private:
@@ -83,7 +84,7 @@ class type_error : public error {
   explicit type_error(const std::string &what) : error(PERSIST_E_TYPE, what) {}
 };
 
-// ---- self-relative encoding (PERSIST_SELF_TAG) ------------------------------------------------------
+// ---- self-relative encoding (PERSIST_SELF_TAG) --------------------------------------------------
 namespace detail {
 
 constexpr uint64_t kSelfTag = PERSIST_SELF_TAG;
@@ -126,13 +127,13 @@ struct ptr_iterator_types<T, false> {
 
 }  // namespace detail
 
-// ---- ptr<T> ---------------------------------------------------------------------------------------
+// ---- ptr<T> -------------------------------------------------------------------------------------
 
 // A pointer stored as the distance from its own address to its target. Copying re-encodes it for
 // the new location, so it is not trivially copyable: never memcpy one. All-zero bytes are a null
-// ptr, so zeroed memory (persist_root, persist_calloc) holds valid null ptrs. Meant for pointers
-// stored in the heap pointing into the same heap; one pointing out of the heap is stale in the
-// next run like any raw pointer.
+// ptr, so zeroed memory (persist_root, persist_calloc) holds valid null ptrs. Meant for links
+// stored in the heap pointing into the same heap: one pointing out of it is neither followed by
+// the collector nor adjusted by relocation (unlike a raw pointer into a program image).
 template <class T>
 class ptr : public detail::ptr_iterator_types<T> {
   template <class U>
@@ -153,8 +154,10 @@ class ptr : public detail::ptr_iterator_types<T> {
   ptr(const ptr<U> &o) noexcept : v_(detail::self_encode(&v_, static_cast<T *>(o.get()))) {}
   // ptr<void> -> ptr<T>, ptr<Base> -> ptr<Derived>: explicit (static_cast), like raw pointers.
   template <class U, std::enable_if_t<!std::is_convertible_v<U *, T *> &&
-                                          detail::static_castable<U *, T *>::value, int> = 0>
-  explicit ptr(const ptr<U> &o) noexcept : v_(detail::self_encode(&v_, static_cast<T *>(o.get()))) {}
+                                          detail::static_castable<U *, T *>::value,
+                                      int> = 0>
+  explicit ptr(const ptr<U> &o) noexcept
+      : v_(detail::self_encode(&v_, static_cast<T *>(o.get()))) {}
 
   ptr &operator=(const ptr &o) noexcept { return *this = o.get(); }
   template <class U, std::enable_if_t<std::is_convertible_v<U *, T *>, int> = 0>
@@ -201,7 +204,9 @@ class ptr : public detail::ptr_iterator_types<T> {
   friend ptr operator+(const ptr &p, difference_type n) noexcept { return ptr(p.get() + n); }
   friend ptr operator+(difference_type n, const ptr &p) noexcept { return ptr(p.get() + n); }
   friend ptr operator-(const ptr &p, difference_type n) noexcept { return ptr(p.get() - n); }
-  friend difference_type operator-(const ptr &a, const ptr &b) noexcept { return a.get() - b.get(); }
+  friend difference_type operator-(const ptr &a, const ptr &b) noexcept {
+    return a.get() - b.get();
+  }
 
   friend void swap(ptr &a, ptr &b) noexcept {
     T *t = a.get();
@@ -217,18 +222,18 @@ static_assert(sizeof(ptr<int>) == 8 && alignof(ptr<int>) == 8, "ptr<T> is one wo
 static_assert(sizeof(ptr<void>) == 8, "ptr<void> is one word");
 
 // Comparisons: between ptrs, with raw pointers, with nullptr (all by the address designated).
-#define PERSIST_PTR_COMPARE(op)                                                        \
-  template <class T, class U>                                                          \
-  bool operator op(const ptr<T> &a, const ptr<U> &b) noexcept {                        \
-    return a.get() op b.get();                                                         \
-  }                                                                                    \
-  template <class T, class U>                                                          \
-  bool operator op(const ptr<T> &a, U *b) noexcept {                                   \
-    return a.get() op b;                                                               \
-  }                                                                                    \
-  template <class T, class U>                                                          \
-  bool operator op(U *a, const ptr<T> &b) noexcept {                                   \
-    return a op b.get();                                                               \
+#define PERSIST_PTR_COMPARE(op)                                 \
+  template <class T, class U>                                   \
+  bool operator op(const ptr<T> &a, const ptr<U> &b) noexcept { \
+    return a.get() op b.get();                                  \
+  }                                                             \
+  template <class T, class U>                                   \
+  bool operator op(const ptr<T> &a, U *b) noexcept {            \
+    return a.get() op b;                                        \
+  }                                                             \
+  template <class T, class U>                                   \
+  bool operator op(U *a, const ptr<T> &b) noexcept {            \
+    return a op b.get();                                        \
   }
 PERSIST_PTR_COMPARE(==)
 PERSIST_PTR_COMPARE(!=)
@@ -268,7 +273,7 @@ ptr<T> reinterpret_pointer_cast(const ptr<U> &p) noexcept {
   return ptr<T>(reinterpret_cast<T *>(p.get()));
 }
 
-// ---- atomic_ptr<T> --------------------------------------------------------------------------------
+// ---- atomic_ptr<T> ------------------------------------------------------------------------------
 
 // A lock-free atomic self-relative pointer (the same encoding as ptr<T>): load/store/exchange/
 // compare_exchange on T*. Since the encoding is a bijection for a fixed address, comparing words
@@ -336,7 +341,7 @@ class atomic_ptr {
 static_assert(sizeof(atomic_ptr<int>) == 8, "atomic_ptr<T> is one word");
 static_assert(atomic_ptr<int>::is_always_lock_free, "atomic_ptr<T> is lock-free");
 
-// ---- the current heap -----------------------------------------------------------------------------
+// ---- the current heap ---------------------------------------------------------------------------
 namespace detail {
 struct scope_link {
   persist_heap_t *heap;
@@ -390,7 +395,8 @@ inline void deallocate_bytes(void *p, size_t align) noexcept {
     if (l->heap && persist_contains(l->heap, p)) return persist_free(l->heap, p);
   if (persist_heap_t *d = persist_default_heap(); d && persist_contains(d, p))
     return persist_free(d, p);
-  if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__) return ::operator delete(p, std::align_val_t(align));
+  if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+    return ::operator delete(p, std::align_val_t(align));
   ::operator delete(p);
 }
 
@@ -405,7 +411,7 @@ T *construct_at(void *mem, Args &&...args) {
 
 }  // namespace detail
 
-// ---- allocator<T> ---------------------------------------------------------------------------------
+// ---- allocator<T> -------------------------------------------------------------------------------
 
 // A stateless STL allocator on the current heap (see the top of this file): std::vector, std::map,
 // std::unordered_map, std::basic_string... built with it live in the heap and are found again in
@@ -449,7 +455,7 @@ bool operator!=(const allocator<T> &, const allocator<U> &) noexcept {
 // A string in the heap (std::hash is specialised below, so it can key an unordered_map).
 using string = std::basic_string<char, std::char_traits<char>, allocator<char>>;
 
-// ---- offset_allocator<T> --------------------------------------------------------------------------
+// ---- offset_allocator<T> ------------------------------------------------------------------------
 
 // allocator<T> with pointer = ptr<T>: containers that store the allocator's pointer type (see the
 // top of this file for which do with libstdc++ 12) hold self-relative pointers.
@@ -494,7 +500,7 @@ bool operator!=(const offset_allocator<T> &, const offset_allocator<U> &) noexce
   return false;
 }
 
-// ---- make / destroy -------------------------------------------------------------------------------
+// ---- make / destroy -----------------------------------------------------------------------------
 
 // new T(args...) on the current heap (aligned for T). Throws std::bad_alloc when the heap is full.
 template <class T, class... Args>
@@ -519,7 +525,7 @@ void destroy(T *p) noexcept {
   detail::deallocate_bytes(mem, alignof(T));
 }
 
-// ---- type identity --------------------------------------------------------------------------------
+// ---- type identity ------------------------------------------------------------------------------
 namespace detail {
 
 template <class T>
@@ -563,7 +569,7 @@ constexpr uint64_t type_id() noexcept {
   return h ? h : 1;
 }
 
-// ---- root<T> --------------------------------------------------------------------------------------
+// ---- root<T> ------------------------------------------------------------------------------------
 
 // The root named tag in heap, as a T: found if it exists with T's identity; otherwise a T is
 // constructed from args in a new block (with heap as the current heap, so what T's constructor
@@ -577,8 +583,8 @@ T &root(persist_heap_t *heap, const char *tag, Args &&...args) {
   static_assert(!std::is_array_v<T> && !std::is_reference_v<T>, "root<T>: an object type");
   using U = std::remove_cv_t<T>;
   constexpr uint64_t id = type_id<U>();
-  if (!heap) throw error(PERSIST_E_NOHEAP, std::string("persist::root(\"") + (tag ? tag : "") + "\")");
   const std::string what = std::string("persist::root(\"") + (tag ? tag : "") + "\")";
+  if (!heap) throw error(PERSIST_E_NOHEAP, what);
   auto find = [&]() -> U * {  // the existing root, or NULL when there is none
     size_t size = 0;
     errno = 0;
@@ -631,7 +637,7 @@ T &root(const char *tag, Args &&...args) {
 
 }  // namespace persist
 
-// ---- std specialisations --------------------------------------------------------------------------
+// ---- std specialisations ------------------------------------------------------------------------
 namespace std {
 
 template <class T>

@@ -43,6 +43,28 @@ walk fresh "$dir/none.heap"
 PERSIST_CRASH_AT=$((OPS)) "$W" run "$dir/aged.heap" "$OPS" 5 >/dev/null 2>&1  # leaves leftovers
 walk aged "$dir/aged.heap"
 walk relocation "$dir/aged.heap" CRASH_WORKLOAD_ADDR=0x640000000000
+# Allocate-and-publish / free-and-clear: after a crash at any passage and the recovery of the next
+# open, every linked record is whole (or linked and still zero) and no block is unreachable.
+publish_walk() {
+  local work=$dir/pub.heap base=$dir/pubbase.heap total n out rc point v c un
+  rm -f "$base"; CRASH_WORKLOAD_NOGC=1 "$W" publish "$base" 40 1 >/dev/null || { echo "FAIL: publish base"; failures=$((failures+1)); return; }
+  cp "$base" "$dir/pubcount.heap"
+  total=$(CRASH_WORKLOAD_NOGC=1 PERSIST_CRASH_REPORT=1 "$W" publish "$dir/pubcount.heap" "$OPS" 2 2>&1 >/dev/null | sed -n 's/^crashpoints: //p')
+  echo "publish: walking $total passages"
+  passages=$((passages + total))
+  for ((n = 1; n <= total; n++)); do
+    cp --sparse=always "$base" "$work"
+    out=$(CRASH_WORKLOAD_NOGC=1 PERSIST_CRASH_AT=$n "$W" publish "$work" "$OPS" 2 2>&1 >/dev/null); rc=$?
+    [ $rc -eq 77 ] || { echo "FAIL: publish $n: expected a crash, exit $rc: $out"; failures=$((failures+1)); continue; }
+    point=$(sed -n 's/^crashpoint [0-9]*: //p' <<<"$out"); seen["$point"]=1
+    if ! v=$(CRASH_WORKLOAD_NOGC=1 "$W" verify-published "$work" 2>&1); then echo "FAIL: publish $n ($point): $v"; failures=$((failures+1)); continue; fi
+    c=$("$TOOL" check --json "$work" 2>&1) || { echo "FAIL: publish $n ($point): persist check: $c"; failures=$((failures+1)); continue; }
+    un=$(grep -o '"unreachable_blocks": *[0-9]*' <<<"$c" | grep -o '[0-9]*$')
+    [ "${un:-x}" = 0 ] || { echo "FAIL: publish $n ($point): $un unreachable blocks (a block leaked)"; failures=$((failures+1)); }
+  done
+}
+publish_walk
+
 echo "points reached: $(printf '%s\n' "${!seen[@]}" | sort | tr '\n' ',')"
 echo "${#seen[@]} distinct points, $passages passages, $failures failures"
 [ $failures -eq 0 ]

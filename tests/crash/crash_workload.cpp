@@ -139,6 +139,56 @@ int run(uint64_t ops, uint64_t seed) {
   return 0;
 }
 
+// ---- publish mode: every allocation is an allocate-and-publish, every free a free-and-clear ----
+struct Slots {
+  void *slot[64];
+};
+
+int verify_published(uint64_t *count) {
+  auto *s = static_cast<Slots *>(persist_heap_root_get(h, "slots", nullptr));
+  *count = 0;
+  if (!s) return 0;
+  for (auto *p : s->slot) {
+    if (!p) continue;
+    auto *r = static_cast<Record *>(p);
+    // Linked and zero-filled (the crash came before it was filled in), or filled in completely.
+    if (r->sum == 0 && r->id == 0 && r->len == 0) continue;
+    if (r->sum != checksum(r)) return fail("published record damaged", r->id);
+    ++*count;
+  }
+  char msg[512];
+  if (persist_heap_check(h, msg, sizeof msg) != 0) {
+    fprintf(stderr, "crash_workload: check: %s\n", msg);
+    return 2;
+  }
+  return 0;
+}
+
+int run_published(uint64_t ops, uint64_t seed) {
+  uint64_t count;
+  if (int rc = verify_published(&count)) return rc;
+  auto *s = static_cast<Slots *>(persist_heap_root(h, "slots", sizeof(Slots)));
+  if (!s) return fail("cannot create the slots root");
+  Rng rng{seed * 2654435761u + 7};
+  for (uint64_t op = 0; op < ops; ++op) {
+    void **slot = &s->slot[rng.next() % 64];
+    if (*slot && rng.next() % 3 == 0) {
+      if (persist_heap_free_clear(h, slot)) return fail("free_clear failed");
+      continue;
+    }
+    if (*slot && persist_heap_free_clear(h, slot)) return fail("free_clear failed");
+    uint64_t pick = rng.next() % 100;
+    uint64_t len = pick < 85 ? rng.next() % 500 : pick < 98 ? 30000 + rng.next() % 100000 : (5u << 20);
+    auto *r = static_cast<Record *>(persist_heap_alloc_publish(h, sizeof(Record) + len, slot));
+    if (!r) return fail("alloc_publish failed");
+    r->id = op + 1;
+    r->len = len;
+    for (uint64_t i = 0; i < len; ++i) r->data[i] = static_cast<unsigned char>(op * 7 + i);
+    __atomic_store_n(&r->sum, checksum(r), __ATOMIC_RELEASE);  // filled in
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -157,9 +207,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "crash_workload: open: %s\n", persist_strerror(rc));
     return 2;
   }
-  if (persist_heap_gc(h, 0, nullptr) != 0) return fail("collection failed");
+  // The publish phase checks that nothing leaks: no collection may hide it.
+  if (!getenv("CRASH_WORKLOAD_NOGC") && persist_heap_gc(h, 0, nullptr) != 0) return fail("collection failed");
   uint64_t count = 0;
-  if (strcmp(argv[1], "verify") == 0) {
+  if (strcmp(argv[1], "verify-published") == 0) {
+    rc = verify_published(&count);
+    if (!rc) printf("%llu records\n", static_cast<unsigned long long>(count));
+  } else if (strcmp(argv[1], "publish") == 0) {
+    rc = run_published(argc > 3 ? strtoull(argv[3], nullptr, 10) : 100, argc > 4 ? strtoull(argv[4], nullptr, 10) : 1);
+  } else if (strcmp(argv[1], "verify") == 0) {
     rc = verify(&count);
     if (!rc) printf("%llu records\n", static_cast<unsigned long long>(count));
   } else {
