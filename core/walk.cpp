@@ -156,18 +156,27 @@ int walk_heap(const Image &img, WalkVisitor &v, Msg *why) {
   return 0;
 }
 
+namespace {
+
+// How many segments the header of segment i covers (0: no valid header there, or it claims
+// segments past the extent). Follows nothing but the header itself.
+uint64_t header_span(const Image &img, uint64_t i) {
+  uint64_t off = i * kSegmentSize;
+  if (off + kHeaderOffset + sizeof(SegmentHeader) > img.len) return 0;
+  const auto *h = reinterpret_cast<const SegmentHeader *>(img.mem + off + kHeaderOffset);
+  if (h->magic != kSegmentMagic) return 0;
+  uint64_t span = (h->kind == kSegHuge || h->kind == kSegFree) ? h->segments : 1;
+  return span && i + span <= img.segment_count() ? span : 0;
+}
+
+}  // namespace
+
 bool build_segment_index(const Image &img, uint32_t *seg_head) {
   const uint64_t nseg = img.segment_count();
   for (uint64_t i = 0; i < nseg; ++i) seg_head[i] = UINT32_MAX;
-  for (uint64_t i = 0; i < nseg;) {
-    uint64_t off = i * kSegmentSize;
-    if (off + kHeaderOffset + sizeof(SegmentHeader) > img.len) return false;
-    const auto *h = reinterpret_cast<const SegmentHeader *>(img.mem + off + kHeaderOffset);
-    if (h->magic != kSegmentMagic) return false;
-    uint64_t span = (h->kind == kSegHuge || h->kind == kSegFree) ? h->segments : 1;
-    if (span == 0 || i + span > nseg) return false;
+  for (uint64_t i = 0, span; i < nseg; i += span) {
+    if (!(span = header_span(img, i))) return false;
     for (uint64_t j = i; j < i + span; ++j) seg_head[j] = static_cast<uint32_t>(i);
-    i += span;
   }
   return true;
 }
@@ -226,16 +235,9 @@ bool find_block(const Image &img, uint64_t offset, BlockRef *out, const uint32_t
     if (seg_head[seg] == UINT32_MAX) return false;
     return resolve(img, seg_head[seg], offset, out);
   }
-  const uint64_t nseg = img.segment_count();
-  for (uint64_t i = 0; i < nseg;) {
-    uint64_t off = i * kSegmentSize;
-    if (off + kHeaderOffset + sizeof(SegmentHeader) > img.len) return false;
-    const auto *h = reinterpret_cast<const SegmentHeader *>(img.mem + off + kHeaderOffset);
-    if (h->magic != kSegmentMagic) return false;
-    uint64_t span = (h->kind == kSegHuge || h->kind == kSegFree) ? h->segments : 1;
-    if (span == 0 || i + span > nseg) return false;
+  for (uint64_t i = 0, span; i < img.segment_count(); i += span) {
+    if (!(span = header_span(img, i))) return false;
     if (seg < i + span) return resolve(img, i, offset, out);
-    i += span;
   }
   return false;
 }
