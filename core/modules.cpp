@@ -108,6 +108,17 @@ void modules_record(Heap *h) {
   ModuleTable *t = &log->modules[next];
   t->count = 0;
   os::each_module(collect, t);
+  // Keep what was recorded of modules this process has not loaded (another program's executable,
+  // when a tool or a second program closes the heap): their pointers must still be found later.
+  if (const ModuleTable *old = table(h)) {
+    for (uint32_t i = 0; i < old->count && i < kModulesMax && t->count < kModulesMax; ++i) {
+      const ModuleEntry &e = old->entry[i];
+      bool loaded = false;
+      for (uint32_t k = 0; k < t->count && !loaded; ++k)
+        loaded = t->entry[k].id_len == e.id_len && memcmp(t->entry[k].build_id, e.build_id, e.id_len) == 0;
+      if (!loaded && !e.moving) t->entry[t->count++] = e;
+    }
+  }
   std::atomic_thread_fence(std::memory_order_release);
   __atomic_store_n(&log->modules_current, next, __ATOMIC_RELEASE);  // the commit point
   PERSIST_CRASH_POINT("modules.record");

@@ -4,6 +4,8 @@
 #include "check.h"
 
 #include "heapfile.h"
+#include <cstring>
+
 #include "tool.h"
 
 namespace persist::tool {
@@ -76,6 +78,18 @@ void print_json(const Verdict &v) {
 }  // namespace
 
 int cmd_check(const Command &cmd, int argc, char **argv) {
+  // --repair changes the file (after a backup): handled apart from the read-only check.
+  for (int i = 1; i < argc; ++i)
+    if (!strcmp(argv[i], "--repair")) {
+      bool json = false;
+      const char *file = nullptr;
+      for (int k = 1; k < argc; ++k)
+        if (k != i && !strcmp(argv[k], "--json")) json = true;
+        else if (k != i && argv[k][0] != '-' && !file) file = argv[k];
+        else if (k != i) return usage_error(cmd, argv[k]);
+      if (!file) return usage_error(cmd, "FILE is missing");
+      return repair_file(file, json);
+    }
   FileArgs args;
   int rc = parse_file_args(cmd, argc, argv, &args);
   if (rc >= 0) return rc;

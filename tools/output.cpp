@@ -1,6 +1,8 @@
 // output.cpp — formatting helpers and the JSON writer shared by the subcommands (see tool.h).
 #include <ctime>
 
+#include "heapview.h"
+#include "readers.h"
 #include "tool.h"
 
 namespace persist::tool {
@@ -60,6 +62,32 @@ std::string printable(const std::string &s) {
   return out;
 }
 
+std::string hex_string(const uint8_t *p, size_t n, bool spaced) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 3);
+  for (size_t i = 0; i < n; ++i) {
+    if (spaced && i) out += ' ';
+    out += kDigits[p[i] >> 4];
+    out += kDigits[p[i] & 15];
+  }
+  return out;
+}
+
+std::string dotted_text(const uint8_t *p, size_t n) {
+  std::string out(n, '.');
+  for (size_t i = 0; i < n; ++i)
+    if (p[i] >= 0x20 && p[i] < 0x7f) out[i] = static_cast<char>(p[i]);
+  return out;
+}
+
+std::string fmt_pct(uint64_t part, uint64_t whole) {
+  if (whole == 0) return "-";
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1f%%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+  return buf;
+}
+
 // ---- reports -----------------------------------------------------------------------------------
 
 int report_unreadable(const char *path, int code, const Msg &why, bool json) {
@@ -76,27 +104,72 @@ int report_unreadable(const char *path, int code, const Msg &why, bool json) {
   return kExitUnreadable;
 }
 
+void Problems::add(const std::string &what) {
+  if (list.size() < 16) list.push_back(what);
+  ++count;
+}
+
+void Problems::add(const HeapView &v) {
+  for (const std::string &s : v.problems()) add(s);
+  count += v.problem_count() - v.problems().size();
+}
+
+void json_common(Json &j, const Source &src, const Problems &p) {
+  j.str("file", src.path);
+  j.boolean("readable", true);
+  j.boolean("owner_live", src.owner_live);
+  j.str("state", src.img.sb.state == kStateClean ? "clean" : "dirty");
+  j.str("base", fmt_hex(src.img.sb.base));
+  j.num("extent_bytes", src.img.sb.size);
+  j.boolean("consistent", p.none());
+  j.num("problems", p.count);  // as in `check`
+  if (p.list.empty()) j.null("first_problem");
+  else j.str("first_problem", p.list.front());
+  j.begin_array("problem_list");
+  for (const std::string &s : p.list) j.str(nullptr, s);
+  j.end_array();
+}
+
+void warn_problems(const char *cmd, const Problems &p) {
+  if (p.none()) return;
+  for (const std::string &s : p.list) fprintf(stderr, "persist %s: damaged heap: %s\n", cmd, s.c_str());
+  if (p.count > p.list.size())
+    fprintf(stderr, "persist %s: ... %llu problems in all\n", cmd,
+            static_cast<unsigned long long>(p.count));
+  fprintf(stderr, "persist %s: the report covers the readable part only (see `persist check`)\n",
+          cmd);
+}
+
 // ---- Json -------------------------------------------------------------------------------------
 
 namespace {
 
 void put_string(FILE *out, const std::string &s) {
-  fputc('"', out);
+  static const char kDigits[] = "0123456789abcdef";
+  std::string buf;
+  buf.reserve(s.size() + 2);
+  buf += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': fputs("\\\"", out); break;
-      case '\\': fputs("\\\\", out); break;
-      case '\n': fputs("\\n", out); break;
-      case '\t': fputs("\\t", out); break;
-      case '\r': fputs("\\r", out); break;
+      case '"': buf += "\\\""; break;
+      case '\\': buf += "\\\\"; break;
+      case '\n': buf += "\\n"; break;
+      case '\t': buf += "\\t"; break;
+      case '\r': buf += "\\r"; break;
       default:
         // Control bytes and bytes >= 0x80 (heap contents are not guaranteed UTF-8) as \u00XX,
         // so the output is always valid JSON.
-        if (c < 0x20 || c >= 0x7f) fprintf(out, "\\u%04x", c);
-        else fputc(c, out);
+        if (c < 0x20 || c >= 0x7f) {
+          buf += "\\u00";
+          buf += kDigits[c >> 4];
+          buf += kDigits[c & 15];
+        } else {
+          buf += static_cast<char>(c);
+        }
     }
   }
-  fputc('"', out);
+  buf += '"';
+  fwrite(buf.data(), 1, buf.size(), out);
 }
 
 }  // namespace
@@ -162,6 +235,17 @@ void Json::num(const char *key, uint64_t v) {
 void Json::snum(const char *key, int64_t v) {
   item(key);
   fprintf(out_, "%lld", static_cast<long long>(v));
+}
+
+void Json::real(const char *key, double v) {
+  item(key);
+  if (v != v || v > 1e300 || v < -1e300) fputs("null", out_);
+  else fprintf(out_, "%.2f", v);
+}
+
+void Json::raw(const char *key, const std::string &json) {
+  item(key);
+  fputs(json.c_str(), out_);
 }
 
 void Json::boolean(const char *key, bool v) {

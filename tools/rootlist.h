@@ -1,5 +1,5 @@
-// rootlist.h — reading the root table of an untrusted heap image for display (info, and later
-// `persist roots`). Validation of the roots themselves (each points at a live block) is the
+// rootlist.h — reading the root table of an untrusted heap image for display (info, roots, dump
+// --root). Validation of the roots themselves (each points at a live block) is the
 // checker's job (check.h); this only follows the chain safely and lists the published entries.
 #pragma once
 

@@ -5,9 +5,11 @@
  *   root "big"     a large block (40000 bytes) starting "BIG-BLOCK-START!"
  *   root "sizes"   an array of pointers to blocks of 24, 100, 1000, 5000 and 20000 bytes, each
  *                  starting "SIZED-<n>-"
- *   root "huge"    with --huge: a huge block (5 MiB) starting "HUGE-BLOCK-HEAD!"
+ *   root "huge"    with --huge: a huge block (5 MiB) starting "HUGE-BLOCK-HEAD!", holding
+ *                  "HUGE-BLOCK-TAIL!" 32 bytes before its end, zeros between
  *   a leaked block "LEAKED-ORPHAN-TEXT" (no pointer to it is stored in the heap)
- *   a freed block that held "FREED-SECRET-TEXT" (700 bytes, a class nothing else uses)
+ *   a freed block that held "FREED-SECRET-TEXT" at byte 32 (700 bytes, a class nothing else
+ *   uses)
  * and prints one manifest line per item, "NAME OFFSET SIZE", offsets from the heap base.
  * With --hold it then prints "ready" and sleeps until killed (a live owner).
  * Exit: 0 ok, 2 no persistent default heap, 3 allocation failed. */
@@ -87,6 +89,7 @@ int main(int argc, char **argv) {
   static const size_t kSizes[] = {24, 100, 1000, 5000, 20000};
   void **sizes = persist_root("sizes", sizeof(void *) * 5);
   if (!sizes) return 3;
+  printf("sizes %lu %zu\n", off(sizes), sizeof(void *) * 5);
   for (int i = 0; i < 5; ++i) {
     char head[32];
     snprintf(head, sizeof head, "SIZED-%zu-", kSizes[i]);
@@ -94,8 +97,12 @@ int main(int argc, char **argv) {
     printf("sized%zu %lu %zu\n", kSizes[i], off(sizes[i]), kSizes[i]);
   }
 
-  if (huge) {
-    char *h = filled(5u << 20, "HUGE-BLOCK-HEAD!");
+  if (huge) {  /* mostly zeros (fresh pages), a string at each end */
+    char *h = malloc(5u << 20);
+    if (!h) return 3;
+    memset(h, 0, 4096);
+    strcpy(h, "HUGE-BLOCK-HEAD!");
+    strcpy(h + (5u << 20) - 32, "HUGE-BLOCK-TAIL!");
     if (persist_root_set("huge", h) != 0) return 3;
     printf("huge %lu %u\n", off(h), 5u << 20);
   }
@@ -105,9 +112,12 @@ int main(int argc, char **argv) {
   printf("leaked %lu %d\n", off(leak), 64);
   leak = NULL;
 
-  char *freed = filled(700, "FREED-SECRET-TEXT");
-  freed[17] = 0;
+  /* The allocator may link a freed block through its first words: the text starts at 32. */
+  char *freed = filled(700, "");
+  freed[31] = 0;
+  strcpy(freed + 32, "FREED-SECRET-TEXT");
   printf("freed %lu %d\n", off(freed), 700);
+  printf("freedtext %lu %d\n", off(freed + 32), 18);
   free(freed);
   fflush(stdout);
 

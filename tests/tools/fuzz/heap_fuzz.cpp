@@ -200,6 +200,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data += 5, size -= 5;
     if (n > size) n = size;
     if (n > b.len - off) n = b.len - off;
+    if (n == 0) continue;
     saved.push_back({off, std::vector<uint8_t>(b.mem + off, b.mem + off + n)});
     memcpy(b.mem + off, data, n);
     probe = probe * 31 + off;
