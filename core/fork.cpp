@@ -51,6 +51,31 @@ void unlock_heap(Heap *h) {
   h->roots_lock.unlock();
 }
 
+// Copy what is in use: every page but the free spans the page allocator knows about (their
+// contents mean nothing; the copy reads as zero there). Undiscovered segments are copied whole.
+// Free spans are ordered by address through the shadow map: walk the extent page by page range.
+void copy_in_use(Heap *h, uint8_t *copy, uint64_t bytes) {
+  uint64_t pages = bytes / kPageSize, p = 0;
+  while (p < pages) {
+    Span *s = h->shadow[p];
+    if (s && s->kind == kSpanFree && s->page == p && !s->segments && s->pages &&
+        p / kSegmentPages < h->discovered) {
+      p += s->pages;  // a free span: skip it
+      continue;
+    }
+    uint64_t q = p + 1;  // copy up to the next free span head
+    while (q < pages) {
+      Span *t = h->shadow[q];
+      if (t && t->kind == kSpanFree && t->page == q && !t->segments && t->pages &&
+          q / kSegmentPages < h->discovered)
+        break;
+      ++q;
+    }
+    memcpy(copy + p * kPageSize, h->base + p * kPageSize, (q - p) * kPageSize);
+    p = q;
+  }
+}
+
 void prepare() {
   g_registry_lock.lock();
   for (Heap *h = g_open; h; h = h->next_open) lock_heap(h);
@@ -60,8 +85,8 @@ void prepare() {
     if (h->fd < 0) continue;  // anonymous heaps are copied by fork itself; regions are the caller's
     uint64_t bytes = h->size.load(std::memory_order_relaxed);
     void *copy = nullptr;
-    if (os::map_anon(bytes, &copy) != 0) continue;  // the child falls back (see child())
-    memcpy(copy, h->base, bytes);
+    if (os::map_anon_populated(bytes, &copy) != 0) continue;  // the child falls back (see child())
+    copy_in_use(h, static_cast<uint8_t *>(copy), bytes);
     h->fork_copy = copy;
     h->fork_bytes = bytes;
   }

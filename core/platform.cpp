@@ -99,6 +99,16 @@ int map_anon(size_t size, void **out) {
   return 0;
 }
 
+int map_anon_populated(size_t size, void **out) {
+  ErrnoGuard g;
+  void *p = sys_mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return fail();
+  sys(SYS_madvise, p, size, MADV_HUGEPAGE);
+  sys(SYS_madvise, p, size, MADV_POPULATE_WRITE);  // Linux 5.14+; ignored (faults instead) before
+  *out = p;
+  return 0;
+}
+
 int map_anon_at(uintptr_t addr, size_t size, void **out) {
   ErrnoGuard g;
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (addr ? MAP_FIXED_NOREPLACE : 0);

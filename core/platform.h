@@ -22,6 +22,9 @@ int map_file(void *addr, size_t size, int fd, bool writable);
 int map_file_readonly(int fd, size_t size, const void **out);
 // Anonymous read-write memory (volatile metadata), lazily committed, zero-filled.
 int map_anon(size_t size, void **out);
+// Anonymous memory for a bulk copy: transparent huge pages where possible, populated up front (one
+// call instead of a fault per page).
+int map_anon_populated(size_t size, void **out);
 // The same at addr exactly (MAP_FIXED_NOREPLACE), or anywhere when addr is 0.
 int map_anon_at(uintptr_t addr, size_t size, void **out);
 int unmap(const void *addr, size_t size);
