@@ -28,7 +28,7 @@ class ObjectPool {
       memset(static_cast<void *>(n), 0, size_);
       return n;
     }
-    if (bump_ + size_ > end_) {
+    if (!bump_ || static_cast<size_t>(end_ - bump_) < size_) {
       void *chunk = nullptr;
       size_t bytes = size_ > kChunk ? size_ : kChunk;
       if (os::map_anon(bytes, &chunk) != 0) return nullptr;

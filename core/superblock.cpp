@@ -92,6 +92,7 @@ int super_read(const uint8_t *page0, size_t len, Superblock *out, Msg *why, int 
     return PERSIST_E_CORRUPT;
   }
   if (sb.size < kSegmentSize / kSegmentPages * kFirstDataPage || sb.size % kPageSize ||
+      sb.reserve > (uint64_t{1} << 47) || sb.base > (uint64_t{1} << 47) ||  // user-space bounds
       sb.base % kPageSize || sb.size > sb.reserve || (sb.flags & ~kSuperFlagsKnown)) {
     why->add("superblock geometry is invalid (size ").dec(sb.size).add(", reserve ")
         .dec(sb.reserve).add(", base ").hex(sb.base).add(")");

@@ -216,7 +216,9 @@ bool resolve(const Image &img, uint64_t i, uint64_t offset, BlockRef *out) {
     *out = BlockRef{span_off, uint64_t{d.pages} * kPageSize, gpage, kPageLargeHead, 0, true};
     return true;
   }
-  if (d.cls >= kNumClasses) return false;
+  // A run must have its class's geometry, or its bitmap words would lie outside its own pages
+  // (damaged images reach here: find_block does not require a walk first).
+  if (d.cls >= kNumClasses || d.pages != kClasses.info[d.cls].pages) return false;
   const ClassInfo &ci = kClasses.info[d.cls];
   uint32_t idx = static_cast<uint32_t>((offset - span_off) / ci.size);
   if (idx >= ci.capacity) return false;

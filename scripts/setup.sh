@@ -14,7 +14,7 @@ PACKAGES=(
   git bash
   lua5.4 redis-server redis-tools  # more real programs for tests/interpose (redis-benchmark: tools)
   valgrind                      # tests/interpose: valgrind detection (and valgrind.h for the shim)
-  clang                         # tests/tools: the libFuzzer target over the file-reading code
+  clang libclang-rt-14-dev      # tests/tools: the libFuzzer target over the file-reading code
 )
 
 missing=()

@@ -44,6 +44,9 @@ void print_text(const Info &in) {
   printf("file size     %s\n", fmt_bytes(in.f->file_bytes).c_str());
   printf("disk usage    %s\n", fmt_bytes(in.disk_bytes).c_str());
   printf("opens         %llu\n", static_cast<unsigned long long>(sb.opens));
+  printf("relocations   %llu (the last rewrote %llu words)%s\n", static_cast<unsigned long long>(sb.relocations),
+         static_cast<unsigned long long>(sb.reloc_words),
+         (sb.flags & kSuperFlagRelocating) ? "; one is in progress" : "");
   printf("created       %s\n", fmt_time_ns(sb.created_ns).c_str());
   if (!in.consistent) {
     printf("consistency   INCONSISTENT: %s\n", in.problem.c_str());
@@ -90,6 +93,8 @@ void print_json(const Info &in) {
   j.num("file_bytes", in.f->file_bytes);
   j.num("disk_bytes", in.disk_bytes);
   j.num("opens", sb.opens);
+  j.num("relocations", sb.relocations);
+  j.num("relocated_words", sb.reloc_words);
   j.num("created_ns", sb.created_ns);
   j.str("created", fmt_time_ns(sb.created_ns));
   j.boolean("consistent", in.consistent);
