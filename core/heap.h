@@ -13,7 +13,8 @@
 // in the heap's pool and protected by pool_lock.
 //
 // Lock order (outermost first; never take an earlier one while holding a later one):
-//   the heap file's flock  >  roots_lock  >  threads_lock  >  pool_lock  >  page_lock  >  super_lock
+//   the heap file's OFD lock > roots_lock > threads_lock > shared_lock > pool_lock > page_lock >
+//   super_lock > the metadata pools (meta.cpp); actions_lock is taken alone (publish.cpp)
 #pragma once
 
 #include <atomic>
