@@ -119,22 +119,22 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
       reach.~Reach();
       new (&reach) Reach();
       if ((rc = reach.run(h->image(), why))) return rc;
-    } else {
-      rep->freed_blocks = 0;  // counted by the sweep below, tables included
     }
   }
   rep->kept_blocks = reach.blocks;
   rep->kept_bytes = reach.bytes;
-  if (reach.roots == 0 && dry_run) {
-    // The tables would be unlinked first: count them as freed as well.
-    rep->kept_blocks = 0, rep->kept_bytes = 0;
-  }
   Sweep sweep(h, reach, dry_run, rep);
   if ((rc = walk_heap(h->image(), sweep, why))) return rc;
   if (reach.roots == 0 && dry_run) {
-    // The dry-run sweep kept the root tables (still marked): add them to what would go.
-    rep->freed_blocks += reach.blocks;
-    rep->freed_bytes += reach.bytes;
+    // A real run would unlink the (empty) root tables first and free them too: count them.
+    Image img = h->image();
+    for (uint64_t off = img.sb.root_table, n = 0; off && n < (1u << 20); ++n) {
+      BlockRef b;
+      if (!find_block(img, off, &b) || !b.live || b.offset != off) break;
+      ++rep->freed_blocks, rep->freed_bytes += b.size;
+      --rep->kept_blocks, rep->kept_bytes -= b.size;
+      off = reinterpret_cast<const RootTableHeader *>(img.mem + off)->next;
+    }
   }
   // Give back the segments past the last one with anything live.
   uint64_t size = h->size.load(std::memory_order_relaxed);
