@@ -15,6 +15,7 @@ PACKAGES=(
   lua5.4 redis-server redis-tools  # more real programs for tests/interpose (redis-benchmark: tools)
   valgrind                      # tests/interpose: valgrind detection (and valgrind.h for the shim)
   clang libclang-rt-14-dev      # tests/tools: the libFuzzer target over the file-reading code
+  nlohmann-json3-dev            # the persist tool's JSON output
 )
 
 missing=()

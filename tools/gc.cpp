@@ -32,12 +32,19 @@ int cmd_gc(const Command &cmd, int argc, char **argv) {
     return kExitInconsistent;
   }
   if (json) {
-    printf("{\"file\": \"%s\", \"dry_run\": %s, \"roots\": %llu, \"kept_blocks\": %llu, \"kept_bytes\": %llu, "
-           "\"freed_blocks\": %llu, \"freed_bytes\": %llu, \"old_extent\": %llu, \"new_extent\": %llu, \"ns\": %llu}\n",
-           file, dry ? "true" : "false", (unsigned long long)rep.roots, (unsigned long long)rep.kept_blocks,
-           (unsigned long long)rep.kept_bytes, (unsigned long long)rep.freed_blocks,
-           (unsigned long long)rep.freed_bytes, (unsigned long long)rep.old_size,
-           (unsigned long long)rep.new_size, (unsigned long long)rep.ns);
+    Json j(stdout);
+    j.begin_object();
+    j.str("file", file);
+    j.boolean("dry_run", dry);
+    j.num("roots", rep.roots);
+    j.num("kept_blocks", rep.kept_blocks);
+    j.num("kept_bytes", rep.kept_bytes);
+    j.num("freed_blocks", rep.freed_blocks);
+    j.num("freed_bytes", rep.freed_bytes);
+    j.num("old_extent", rep.old_size);
+    j.num("new_extent", rep.new_size);
+    j.num("ns", rep.ns);
+    j.end_object();
   } else {
     printf("%s: %s %llu blocks (%llu bytes) that no root reaches; kept %llu blocks (%llu bytes) from %llu roots\n",
            file, dry ? "would free" : "freed", (unsigned long long)rep.freed_blocks,

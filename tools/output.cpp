@@ -3,6 +3,8 @@
 
 #include "heapview.h"
 #include "readers.h"
+#include <cmath>
+
 #include "tool.h"
 
 namespace persist::tool {
@@ -144,118 +146,65 @@ void warn_problems(const char *cmd, const Problems &p) {
 
 namespace {
 
-void put_string(FILE *out, const std::string &s) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string buf;
-  buf.reserve(s.size() + 2);
-  buf += '"';
+// Heap contents are bytes, not UTF-8: each byte stands for the code point U+00XX (so a byte
+// >= 0x80 is written as \u00XX-equivalent UTF-8 and nothing is lost or replaced).
+std::string latin1_to_utf8(const std::string &s) {
+  std::string out;
+  out.reserve(s.size());
   for (unsigned char c : s) {
-    switch (c) {
-      case '"': buf += "\\\""; break;
-      case '\\': buf += "\\\\"; break;
-      case '\n': buf += "\\n"; break;
-      case '\t': buf += "\\t"; break;
-      case '\r': buf += "\\r"; break;
-      default:
-        // Control bytes and bytes >= 0x80 (heap contents are not guaranteed UTF-8) as \u00XX,
-        // so the output is always valid JSON.
-        if (c < 0x20 || c >= 0x7f) {
-          buf += "\\u00";
-          buf += kDigits[c >> 4];
-          buf += kDigits[c & 15];
-        } else {
-          buf += static_cast<char>(c);
-        }
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else {
+      out += static_cast<char>(0xc0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3f));
     }
   }
-  buf += '"';
-  fwrite(buf.data(), 1, buf.size(), out);
+  return out;
 }
 
 }  // namespace
 
+// The JSON writer is nlohmann::json (Debian's nlohmann-json3-dev), ordered so that keys come out
+// in the order the subcommands add them (the documented order).
 Json::~Json() {
-  while (!first_.empty()) close();
+  while (!open_.empty()) close();
+  std::string text = doc_.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  fputs(text.c_str(), out_);
   fputc('\n', out_);
   fflush(out_);
 }
 
-void Json::item(const char *key) {
-  if (!first_.empty()) {
-    fputs(first_.back() ? "\n" : ",\n", out_);
-    first_.back() = false;
-    for (size_t i = 0; i < first_.size(); ++i) fputs("  ", out_);
+void Json::add(const char *key, nlohmann::ordered_json v) {
+  if (open_.empty()) {
+    doc_ = std::move(v);
+    return;
   }
-  if (key) {
-    put_string(out_, key);
-    fputs(": ", out_);
-  }
+  nlohmann::ordered_json &top = open_.back().value;
+  if (top.is_array()) top.push_back(std::move(v));
+  else top[key ? key : ""] = std::move(v);
 }
 
 void Json::close() {
-  bool empty = first_.back();
-  char c = closer_.back();
-  first_.pop_back();
-  closer_.pop_back();
-  if (!empty) {
-    fputc('\n', out_);
-    for (size_t i = 0; i < first_.size(); ++i) fputs("  ", out_);
-  }
-  fputc(c, out_);
+  Frame f = std::move(open_.back());
+  open_.pop_back();
+  add(f.key.c_str(), std::move(f.value));
 }
 
-void Json::begin_object(const char *key) {
-  item(key);
-  fputc('{', out_);
-  first_.push_back(true);
-  closer_.push_back('}');
-}
-
+void Json::begin_object(const char *key) { open_.push_back({key ? key : "", nlohmann::ordered_json::object()}); }
 void Json::end_object() { close(); }
-
-void Json::begin_array(const char *key) {
-  item(key);
-  fputc('[', out_);
-  first_.push_back(true);
-  closer_.push_back(']');
-}
-
+void Json::begin_array(const char *key) { open_.push_back({key ? key : "", nlohmann::ordered_json::array()}); }
 void Json::end_array() { close(); }
-
-void Json::str(const char *key, const std::string &v) {
-  item(key);
-  put_string(out_, v);
-}
-
-void Json::num(const char *key, uint64_t v) {
-  item(key);
-  fprintf(out_, "%llu", static_cast<unsigned long long>(v));
-}
-
-void Json::snum(const char *key, int64_t v) {
-  item(key);
-  fprintf(out_, "%lld", static_cast<long long>(v));
-}
-
+void Json::str(const char *key, const std::string &v) { add(key, latin1_to_utf8(v)); }
+void Json::num(const char *key, uint64_t v) { add(key, v); }
+void Json::snum(const char *key, int64_t v) { add(key, v); }
 void Json::real(const char *key, double v) {
-  item(key);
-  if (v != v || v > 1e300 || v < -1e300) fputs("null", out_);
-  else fprintf(out_, "%.2f", v);
+  if (!std::isfinite(v)) return add(key, nullptr);
+  add(key, std::round(v * 100) / 100);
 }
-
 void Json::raw(const char *key, const std::string &json) {
-  item(key);
-  fputs(json.c_str(), out_);
+  add(key, nlohmann::ordered_json::parse(json, nullptr, /*allow_exceptions=*/false));
 }
-
-void Json::boolean(const char *key, bool v) {
-  item(key);
-  fputs(v ? "true" : "false", out_);
-}
-
-void Json::null(const char *key) {
-  item(key);
-  fputs("null", out_);
-}
+void Json::boolean(const char *key, bool v) { add(key, v); }
+void Json::null(const char *key) { add(key, nullptr); }
 
 }  // namespace persist::tool

@@ -29,9 +29,18 @@ int cmd_relocate(const Command &cmd, int argc, char **argv) {
   if (rc) return report_unreadable(file, rc, why, json);
   unsigned long long from = h->old_base, words = h->relocated_words;
   heap_close(h);
-  if (json)
-    printf("{\"file\": \"%s\", \"from\": \"0x%llx\", \"to\": \"0x%llx\", \"words\": %llu}\n", file, from, addr, words);
-  else
+  if (json) {
+    char hex[2][32];
+    snprintf(hex[0], sizeof hex[0], "0x%llx", from);
+    snprintf(hex[1], sizeof hex[1], "0x%llx", addr);
+    Json j(stdout);
+    j.begin_object();
+    j.str("file", file);
+    j.str("from", hex[0]);
+    j.str("to", hex[1]);
+    j.num("words", words);
+    j.end_object();
+  } else
     printf("%s: moved from 0x%llx to 0x%llx, %llu words rewritten\n", file, from, addr, words);
   return kExitOk;
 }

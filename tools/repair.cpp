@@ -51,15 +51,22 @@ int repair_file(const char *file, bool json) {
   os::sync_file(fd);
   os::unmap(mem, size);
   os::close_file(fd);
-  if (json)
-    printf("{\"file\": \"%s\", \"backup\": \"%s\", \"fixes\": %llu, \"lost_spans\": %llu, \"lost_roots\": %llu, "
-           "\"superblock_lost\": %s, \"consistent\": %s}\n",
-           file, backup.c_str(), (unsigned long long)rep.fixes, (unsigned long long)rep.lost_spans,
-           (unsigned long long)rep.lost_roots, rep.superblock_lost ? "true" : "false", rc ? "false" : "true");
-  else
+  if (json) {
+    Json j(stdout);
+    j.begin_object();
+    j.str("file", file);
+    j.str("backup", backup);
+    j.num("fixes", rep.fixes);
+    j.num("lost_spans", rep.lost_spans);
+    j.num("lost_roots", rep.lost_roots);
+    j.boolean("superblock_lost", rep.superblock_lost);
+    j.boolean("consistent", rc == 0);
+    j.end_object();
+  } else {
     printf("%s: %llu fixes, %llu spans and %llu roots lost; %s\n", file, (unsigned long long)rep.fixes,
            (unsigned long long)rep.lost_spans, (unsigned long long)rep.lost_roots,
            rc ? "still inconsistent (nothing more can be done)" : "consistent now");
+  }
   return rc ? kExitInconsistent : kExitOk;
 }
 

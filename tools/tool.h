@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "heapfile.h"
 #include "msg.h"
 
@@ -107,7 +109,7 @@ std::string fmt_pct(uint64_t part, uint64_t whole);   // "58.6%", "-" when whole
 class Json {
  public:
   explicit Json(FILE *out) : out_(out) {}
-  ~Json();
+  ~Json();  // writes the document (indented) and a newline
   void begin_object(const char *key = nullptr);
   void end_object();
   void begin_array(const char *key);
@@ -115,17 +117,21 @@ class Json {
   void str(const char *key, const std::string &v);
   void num(const char *key, uint64_t v);
   void snum(const char *key, int64_t v);
-  void real(const char *key, double v);  // fixed, two decimals (finite values only)
+  void real(const char *key, double v);  // rounded to two decimals (null when not finite)
   void raw(const char *key, const std::string &json);  // a value already in JSON form
   void boolean(const char *key, bool v);
   void null(const char *key);
 
  private:
-  void item(const char *key);
+  struct Frame {
+    std::string key;
+    nlohmann::ordered_json value;
+  };
+  void add(const char *key, nlohmann::ordered_json v);
   void close();
   FILE *out_;
-  std::vector<bool> first_;   // per open container: nothing written in it yet
-  std::vector<char> closer_;  // per open container: '}' or ']'
+  nlohmann::ordered_json doc_;
+  std::vector<Frame> open_;  // containers begun and not yet ended, innermost last
 };
 
 }  // namespace persist::tool
