@@ -1,0 +1,1 @@
+"""The benchmark runner's modules (bench/run is the entry point)."""

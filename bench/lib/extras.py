@@ -1,0 +1,230 @@
+"""Measurements beside the allocator matrix:
+
+- micro:    the Google Benchmark fast paths, under each allocator (malloc) and through
+            libpersist's heap handles (persist_alloc), interleaved rounds;
+- reopen:   libpersist's open after a clean close and after kill -9, against heap size (T4, T5);
+- heapsize: libpersist's heap file against live bytes (T3);
+- peers:    the 1M-entry map task in libpersist, PMDK libpmemobj and Boost.Interprocess (T8);
+- forklat:  fork() latency against the live heap, under each allocator (T6);
+- relocation speed (T7) is measured with reopen;
+- allocation-site sampling (T11): a hook that says why it has nothing to measure yet, rather
+  than invent a number.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+
+from .measure import RESULT_RE, child_env, log, reap, spawn
+
+
+def _run(argv, env=None, timeout=900):
+    """Run a bench program; returns (exit code, {RESULT name: value}, stderr tail)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = spawn(argv, env or child_env(None, {}, None), stdout=out, stderr=err)
+        code, _, timed_out = reap(proc, timeout)
+        out.seek(0)
+        err.seek(0)
+        values = {k: float(v) for k, v in RESULT_RE.findall(out.read().decode(errors="replace"))}
+        tail = err.read().decode(errors="replace").strip()[-300:]
+    if timed_out:
+        tail = "timeout " + tail
+    return code, values, tail
+
+
+def _median_dict(dicts):
+    keys = set().union(*dicts) if dicts else set()
+    return {k: statistics.median([d[k] for d in dicts if k in d]) for k in sorted(keys)}
+
+
+# ---- micro-benchmarks -------------------------------------------------------------------------
+
+def micro(bench_bin, allocs, rounds, min_time, shm_dir):
+    """{benchmark name: {allocator: ns per op}}; the <Persist> rows are the heap-handle API, the
+    <Sys> rows the loaded malloc (under persist-shm: libpersist's shim)."""
+    exe = os.path.join(bench_bin, "micro")
+    if not os.path.exists(exe):
+        return {"error": "micro not built (libbenchmark-dev missing)"}
+    per = {}
+    for r in range(rounds):
+        for a in allocs:
+            if a.name == "persist-disk":
+                continue  # the fast paths do not touch the file system
+            heap_dir = tempfile.mkdtemp(dir=a.heap_dir) if a.persistent else None
+            env = child_env(a, {"BENCH_PERSIST_FILE": os.path.join(shm_dir, "micro-%d.heap" % os.getpid())}, heap_dir)
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                proc = spawn([exe, "--benchmark_format=json", "--benchmark_min_time=%g" % min_time], env,
+                             stdout=out, stderr=err)
+                code, _, _ = reap(proc, 900)
+                out.seek(0)
+                text = out.read().decode(errors="replace")
+            if heap_dir:
+                shutil.rmtree(heap_dir, ignore_errors=True)
+            try:
+                os.unlink(os.path.join(shm_dir, "micro-%d.heap" % os.getpid()))
+            except FileNotFoundError:
+                pass
+            if code != 0:
+                log("  micro %-13s FAILED (exit %d)" % (a.name, code))
+                continue
+            for b in json.loads(text)["benchmarks"]:
+                ips = b.get("items_per_second")
+                if ips:
+                    per.setdefault(b["name"], {}).setdefault(a.name, []).append(1e9 / ips)
+            log("  micro %-13s round %d/%d done" % (a.name, r + 1, rounds))
+    return {name: {a: statistics.median(v) for a, v in d.items()} for name, d in per.items()}
+
+
+# ---- reopen -----------------------------------------------------------------------------------
+
+def reopen(bench_bin, sizes_mib, opens, shm_dir):
+    """For each heap size: prepare a heap, then `opens` timed opens after a clean close, with ASLR
+    (the program image moves at every run, as it does for every PIE program) and without it
+    (setarch -R); the same after kill -9 (each timed open then kills itself again, leaving the
+    heap dirty); then relocations to another base and back (T7)."""
+    exe = os.path.join(bench_bin, "reopen")
+    norand = ["setarch", os.uname().machine, "-R"]
+    out = []
+    for mib in sizes_mib:
+        path = os.path.join(shm_dir, "reopen-%d.heap" % mib)
+        row = {"mib": mib}
+        for close, pre in (("clean", []), ("kill", []), ("clean-noaslr", norand)):
+            kind = "kill" if close == "kill" else "clean"
+            code, prep, tail = _run(pre + [exe, "mode=prepare", "file=" + path, "mib=%d" % mib, "close=" + kind])
+            want = 0 if kind == "clean" else -9
+            if code != want:
+                row[close] = {"error": "prepare: exit %d %s" % (code, tail)}
+                continue
+            res = []
+            for _ in range(opens):
+                code, v, tail = _run(pre + [exe, "mode=open", "file=" + path, "close=" + kind])
+                if code != want or "open_ms" not in v:
+                    row[close] = {"error": "open: exit %d %s" % (code, tail)}
+                    break
+                res.append(v)
+            else:
+                row[close] = _median_dict(res)
+                row[close]["live_bytes"] = prep.get("live_bytes")
+                row[close]["fill_s"] = prep.get("fill_s")
+            log("  reopen %5d MiB %-12s %s" % (mib, close, {k: round(x, 3) for k, x in row[close].items()
+                                                            if isinstance(x, float)}))
+        res = []
+        for i in range(min(opens, 4)):
+            to = "0x300000000000" if i % 2 == 0 else "0x200000000000"
+            code, v, tail = _run(norand + [exe, "mode=relocate", "file=" + path, "to=" + to])
+            if code != 0 or not v.get("moved"):
+                row["relocate"] = {"error": "relocate: exit %d %s" % (code, tail)}
+                break
+            res.append(v)
+        else:
+            row["relocate"] = _median_dict(res)
+            r = row["relocate"]
+            r["gb_per_s"] = r["live_bytes"] / (r["relocate_ms"] / 1e3) / 1e9
+        log("  relocate %5d MiB %s" % (mib, {k: round(x, 3) for k, x in row["relocate"].items()
+                                            if isinstance(x, float)}))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        out.append(row)
+    return out
+
+
+# ---- fork latency ------------------------------------------------------------------------------
+
+def forklat(bench_bin, allocs, sizes_mib, rounds):
+    """fork() latency against the live heap (T6), under each allocator (interleaved rounds; the
+    program takes the median of 20 forks). {mib: {allocator: {fork_ms, ready_ms}}}."""
+    exe = os.path.join(bench_bin, "forklat")
+    out = {}
+    for mib in sizes_mib:
+        per = {}
+        for r in range(rounds):
+            for a in allocs:
+                heap_dir = tempfile.mkdtemp(dir=a.heap_dir) if a.persistent else None
+                code, v, tail = _run([exe, "mib=%d" % mib], child_env(a, {}, heap_dir))
+                if heap_dir:
+                    shutil.rmtree(heap_dir, ignore_errors=True)
+                if code == 0:
+                    per.setdefault(a.name, []).append(v)
+                else:
+                    log("  forklat %s FAILED %s" % (a.name, tail))
+        out[mib] = {a: _median_dict(v) for a, v in per.items()}
+        log("  forklat %4d MiB %s" % (mib, {a: round(x["fork_ms"], 3) for a, x in out[mib].items()}))
+    return out
+
+
+# ---- heap file size against live bytes -----------------------------------------------------------
+
+def heapsize(bench_bin, mib, dirs):
+    exe = os.path.join(bench_bin, "heapsize")
+    out = {}
+    for label, d in dirs.items():
+        path = os.path.join(d, "heapsize.heap")
+        code, v, tail = _run([exe, "file=" + path, "mib=%d" % mib])
+        out[label] = v if code == 0 else {"error": "exit %d %s" % (code, tail)}
+        log("  heapsize %-5s %s" % (label, "done" if code == 0 else out[label]["error"]))
+    return out
+
+
+# ---- persistent peers -------------------------------------------------------------------------
+
+PEERS = [
+    ("libpersist", "map_persist", {}),
+    ("libpersist (persist::allocator)", "map_stl", {}),
+    ("pmemobj", "map_pmemobj", {}),
+    ("pmemobj (PMEM_IS_PMEM_FORCE=1)", "map_pmemobj", {"PMEM_IS_PMEM_FORCE": "1"}),
+    ("boost.interprocess", "map_boost", {}),
+]
+
+
+def peers(bench_bin, n, rounds, heap_dir):
+    """The map task; rounds interleave the peers. {peer: {phase: median seconds, file_bytes}}."""
+    per = {}
+    for r in range(rounds):
+        for label, exe, env in PEERS:
+            path = os.path.join(heap_dir, "map-%s.heap" % exe)
+            argv = [os.path.join(bench_bin, exe), "file=" + path, "n=%d" % n]
+            if not os.path.exists(argv[0]):
+                per.setdefault(label, []).append({"error": exe + " not built"})
+                continue
+            e = child_env(None, env, None)
+            code, build, tail = _run(argv + ["mode=build"], e)
+            if code == 0:
+                try:
+                    build["file_bytes"] = os.stat(path).st_blocks * 512
+                except FileNotFoundError:
+                    pass
+                code, look, tail = _run(argv + ["mode=lookup"], e)
+                build.update({k if k != "close_s" else "close2_s": v for k, v in look.items()})
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            if code != 0:
+                per.setdefault(label, []).append({"error": "exit %d %s" % (code, tail)})
+                log("  map %-30s FAILED %s" % (label, tail))
+                continue
+            build["total_s"] = sum(build.get(k, 0) for k in
+                                   ("create_s", "insert_s", "close_s", "open_s", "lookup_s", "close2_s"))
+            per.setdefault(label, []).append(build)
+            log("  map %-30s round %d: total %.3f s" % (label, r + 1, build["total_s"]))
+    out = {}
+    for label, runs in per.items():
+        good = [x for x in runs if "error" not in x]
+        out[label] = _median_dict(good) if good else runs[0]
+    return out
+
+
+# ---- hooks for what libpersist does not implement yet -------------------------------------------
+
+def sampling(libpersist):
+    """T11. TODO(sites): once PERSIST_SITES exists, rerun the matrix rows with it set to the
+    default interval and compare against persist-shm pair by pair."""
+    with open(libpersist, "rb") as f:
+        has_sites = b"PERSIST_SITES" in f.read()
+    if has_sites:
+        return {"todo": "PERSIST_SITES is present in libpersist.so but this hook is not written yet"}
+    return {"todo": "allocation-site sampling (PERSIST_SITES) is not implemented yet; nothing measured"}
