@@ -8,6 +8,7 @@
 #include "heap.h"
 #include "platform.h"
 #include "reach.h"
+#include "sitesread.h"
 
 namespace persist {
 namespace {
@@ -149,6 +150,11 @@ int check_image(const Image &img, HeapReport *r, unsigned flags) {
     Msg m;
     m.add("the heap's own area (action log, module tables) at offset ").hex(img.sb.actions)
         .add(" is damaged");
+    problem(r, m);
+  }
+  if (img.sb.sites && !sites_table(img)) {
+    Msg m;
+    m.add("the allocation-site table at offset ").hex(img.sb.sites).add(" is damaged");
     problem(r, m);
   }
   if ((flags & kCheckReachability) && r->consistent) {

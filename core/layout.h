@@ -50,7 +50,7 @@ enum PageKind : uint8_t {
   kPageFree = 0,       // not part of any live span (also: stale *_CONT of a freed span)
   kPageRunHead = 1,    // first page of a run of small blocks; cls, pages valid
   kPageRunCont = 2,    // later page of a run; back = distance to the head
-  kPageLargeHead = 3,  // first page of a large block; pages valid
+  kPageLargeHead = 3,  // first page of a large block; pages valid; cls holds kLarge* flags
   kPageLargeCont = 4,  // later page of a large block; back = distance to the head
   kPageMeta = 5,       // segment header / bitmap / superblock pages
 };
@@ -62,6 +62,25 @@ struct PageDesc {
   uint32_t pages;  // *_HEAD: length of the span in pages
 };
 static_assert(sizeof(PageDesc) == 8, "a descriptor is published with one 8-byte store");
+
+// kPageLargeHead flags (in `cls`). kLargeSampled: the block is a sampled allocation; its
+// SampleRecord is the last sizeof(SampleRecord) bytes of the span (not part of the usable size).
+constexpr uint8_t kLargeSampled = 1;
+
+// ---- sampled allocations (PERSIST_SITES) -------------------------------------------------------
+// A sampled block carries one record: a large block at the end of its span (committed by setting
+// kLargeSampled in its HEAD descriptor after the record is written), a huge block in its segment
+// header (committed by storing `magic` last). A sample of `size` bytes taken with mean interval
+// `interval` stands for 1/p blocks and size/p bytes, p = 1 - exp(-size / interval).
+constexpr uint32_t kSampleMagic = 0x4c504d53;  // "SMPL"
+struct SampleRecord {
+  uint32_t magic;     // kSampleMagic
+  uint32_t site;      // index into SiteTable::site
+  uint64_t size;      // bytes requested
+  uint64_t interval;  // mean sampling interval in bytes when the block was sampled
+  uint64_t reserved;
+};
+static_assert(sizeof(SampleRecord) == 32);
 
 // ---- segment header ---------------------------------------------------------------------------
 constexpr uint32_t kSegmentMagic = 0x50534547;  // "GESP"
@@ -77,7 +96,8 @@ struct SegmentHeader {
   uint32_t segments;  // segments covered by this header (1 for normal)
   uint32_t pages;     // kSegNormal: pages of this segment inside the extent (<= 1024)
   uint64_t huge_bytes;  // kSegHuge: the block's usable size in bytes
-  uint64_t reserved[5];
+  uint64_t reserved;
+  SampleRecord sample;  // kSegHuge: the block's sample, valid when sample.magic == kSampleMagic
   PageDesc desc[kSegmentPages];
 };
 static_assert(sizeof(SegmentHeader) == 64 + 8 * kSegmentPages);
@@ -116,7 +136,8 @@ struct Superblock {
   uint64_t unused_modules; // (format 1.0 drafts; always 0)
   uint64_t owner_pid;      // the process that opened the heap last (informational)
   uint64_t actions;        // offset of the ActionLog (0: none yet)
-  uint64_t reserved[12];
+  uint64_t sites;          // offset of the SiteTable (0: none; PERSIST_SITES never used)
+  uint64_t reserved[11];
   uint32_t reserved32;
   uint32_t checksum;       // CRC-32C of this slot with this field zero
 };
@@ -220,5 +241,50 @@ struct ActionLog {
 };
 static_assert(offsetof(ActionLog, entry) == 32);
 static_assert(sizeof(ActionLog) == 32 + 32 * kActionEntries + 2 * (64 + 256 * kModulesMax));
+
+// ---- allocation sites (PERSIST_SITES) ----------------------------------------------------------
+// One block, created the first time a process records sites in this heap, named by the superblock's
+// `sites` (the collector keeps it). Sites are call stacks: frames as (module, offset) so that they
+// can be symbolised in a later run despite ASLR. `offset` is the frame's return address minus the
+// module's load bias (look up offset - 1). The first frame is the allocation's caller (the
+// allocator's own frames are not recorded). Entries and modules are filled completely and published
+// by storing `state` last (release); sites are found by open addressing on `hash`. Nothing in this
+// block is a pointer, so relocation, the image pass and the collector's scan leave it alone.
+constexpr uint32_t kSiteTableMagic = 0x45544953;  // "SITE"
+constexpr uint32_t kSiteFrames = 16;
+constexpr uint32_t kSiteModules = 64;
+constexpr uint32_t kSiteCapacity = 4096;  // a power of two
+enum SiteState : uint32_t { kSiteEmpty = 0, kSiteLive = 1 };
+
+struct SiteModule {
+  uint32_t state;    // SiteState, stored last
+  uint32_t id_len;   // build-id length (0: the module has none; symbolised by path only)
+  uint8_t build_id[kModuleIdMax];
+  char path[216];    // NUL-terminated
+};
+static_assert(sizeof(SiteModule) == 256);
+
+struct SiteEntry {
+  uint32_t state;                 // SiteState, stored last
+  uint16_t depth;                 // frames in use
+  uint16_t reserved16;
+  uint32_t hash;                  // of the frames (module, offset), for the probe
+  uint32_t reserved32;
+  uint8_t module[kSiteFrames];    // 1 + index into SiteTable::module; 0: in no known module
+  uint32_t offset[kSiteFrames];   // return address - module bias (module 0: low 32 bits of it)
+};
+static_assert(sizeof(SiteEntry) == 96);
+
+struct SiteTable {
+  uint32_t magic;     // kSiteTableMagic
+  uint32_t capacity;  // entries in site[] (kSiteCapacity)
+  uint32_t modules;   // entries in module[] (kSiteModules)
+  uint32_t frames;    // kSiteFrames
+  uint64_t reserved[6];
+  SiteModule module[kSiteModules];
+  SiteEntry site[kSiteCapacity];
+};
+static_assert(offsetof(SiteTable, module) == 64);
+static_assert(sizeof(SiteTable) == 64 + 256 * kSiteModules + 96 * kSiteCapacity);
 
 }  // namespace persist

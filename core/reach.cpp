@@ -95,9 +95,10 @@ int Reach::run(const Image &img, Msg *why) {
   }
   // The module table (the program images recorded at close) is kept like a root table.
   // So is the heap's own area (kept, not scanned: it holds offsets and module addresses).
-  if (uint64_t off = img.sb.actions) {
+  // The allocation-site table likewise (it holds no pointers).
+  for (uint64_t off : {img.sb.actions, img.sb.sites}) {
     BlockRef b;
-    if (find_block(img, off, &b, seg_head_) && b.live && b.offset == off) mark(b);
+    if (off && find_block(img, off, &b, seg_head_) && b.live && b.offset == off) mark(b);
   }
   // Scan what is reachable, word by word.
   const uint64_t base = img.sb.base, size = img.sb.size;

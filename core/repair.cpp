@@ -6,6 +6,7 @@
 #include "../core/include/persist.h"
 #include "check.h"
 #include "heap.h"
+#include "sitesread.h"
 #include "superblock.h"
 #include "walk.h"
 
@@ -194,6 +195,13 @@ int repair_image(uint8_t *mem, uint64_t len, RepairReport *rep) {
     m.add("the heap's own area is damaged: dropped (interrupted publish/clear actions and the "
           "record of program images are lost)");
     sb.actions = 0;
+    rep->note(m);
+  }
+  if (sb.sites && !sites_table(img)) {
+    Msg m;
+    m.add("the allocation-site table is damaged: dropped (the recorded sites are lost; sampled "
+          "blocks keep their data)");
+    sb.sites = 0;
     rep->note(m);
   }
 
