@@ -13,6 +13,7 @@
 
 #include "alloc_fast.h"
 #include "platform.h"
+#include "sites.h"
 
 namespace persist {
 namespace {
@@ -28,10 +29,18 @@ __attribute__((cold)) void report(const char *what, const void *p) {
 }
 
 void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero);
+void *sampled_alloc(Heap *h, size_t size, bool zero);
 
 // Large and huge blocks; on failure the calling thread's empty runs are given back and the
 // allocation is tried once more before ENOMEM.
 void *large_alloc(Heap *h, size_t size, size_t align, bool zero) {
+  ThreadHeap *th = tl_heaps[h->slot];
+  if (PERSIST_UNLIKELY(th->heap_id == h->id &&
+                       (th->sample_left -= static_cast<int64_t>(size < INT64_MAX ? size : INT64_MAX)) < 0)) {
+    th->sample_left = sites_draw(h, th);
+    if (align <= kPageSize)
+      if (void *p = sampled_alloc(h, size, zero)) return p;
+  }
   void *p = large_alloc_once(h, size, align, zero);
   if (!p && thread_release_empty_runs(h)) p = large_alloc_once(h, size, align, zero);
   return p;
@@ -66,6 +75,54 @@ void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero) {
   return reinterpret_cast<void *>(s->start);
 }
 
+__thread int tl_sampling;  // inside sampled_alloc: allocations made meanwhile are not sampled
+
+// A sampled allocation (sites.h): a span of its own, page-aligned, carrying its SampleRecord —
+// a large block at the end of its span, committed by the kLargeSampled flag in its descriptor; a
+// huge block in its segment header, committed by the record's magic. nullptr: allocate normally
+// (recording off, re-entered, no backtrace, site table full, or no memory for the bigger span).
+void *sampled_alloc(Heap *h, size_t size, bool zero) {
+  if (!h->sites_interval || tl_sampling || size > kMaxRequest - kPageSize) return nullptr;
+  tl_sampling = 1;
+  uint32_t site = sites_record(h);
+  tl_sampling = 0;
+  if (site == kNoSite) {
+    h->samples_lost.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  SampleRecord rec{0, site, size, h->sites_interval, 0};
+  bool zeroed = false;
+  int err = 0;
+  size_t bytes = size + sizeof(SampleRecord);
+  void *p = nullptr;
+  if (bytes <= kMaxLarge) {
+    Span *s = pages_alloc_large(h, bytes, 0, &zeroed, &err);
+    if (s) {
+      p = reinterpret_cast<void *>(s->start);
+      rec.magic = kSampleMagic;
+      memcpy(reinterpret_cast<char *>(s->start) + uint64_t{s->pages} * kPageSize - sizeof rec, &rec,
+             sizeof rec);
+      PERSIST_CRASH_POINT("sample.record");
+      pages_mark_sampled(h, s);  // the commit point of the sample
+    }
+  } else {
+    Span *s = pages_alloc_huge(h, size, &zeroed, &err);
+    if (s) {
+      p = reinterpret_cast<void *>(s->start);
+      SampleRecord &hr = h->seg_header(s->page / kSegmentPages)->sample;
+      hr.site = rec.site, hr.size = rec.size, hr.interval = rec.interval, hr.reserved = 0;
+      __atomic_store_n(&hr.magic, kSampleMagic, __ATOMIC_RELEASE);  // the commit point
+    }
+  }
+  if (!p) {
+    h->samples_lost.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  h->samples.fetch_add(1, std::memory_order_relaxed);
+  if (zero && !zeroed) memset(p, 0, size);
+  return p;
+}
+
 void free_slow(Heap *h, Span *s, void *p) {
   if (!s && !(s = span_lookup(h, p))) return report("free of a pointer that is not a block:", p);
   auto a = reinterpret_cast<uintptr_t>(p);
@@ -90,6 +147,14 @@ void *small_alloc_miss(Heap *h, unsigned cls) {
   ThreadHeap *th = tl_heaps[h->slot];
   if (th->heap_id != h->id) th = thread_heap_slow(h);
   if (!th) return small_alloc_shared(h, cls);
+  return small_alloc_slow(h, th, cls);
+}
+
+void *small_alloc_sample(Heap *h, unsigned cls, size_t size) {
+  ThreadHeap *th = tl_heaps[h->slot];
+  th->sample_left = sites_draw(h, th);
+  if (void *p = sampled_alloc(h, size, false)) return p;
+  if (void *p = small_alloc_pop(th, cls)) return p;
   return small_alloc_slow(h, th, cls);
 }
 
@@ -134,6 +199,7 @@ size_t heap_usable_size(Heap *h, const void *p) {
       return block + s->bsize - a;
     }
     case kSpanLarge:
+      return s->start + uint64_t{s->pages} * kPageSize - (s->sampled ? sizeof(SampleRecord) : 0) - a;
     case kSpanHuge:
       return s->start + uint64_t{s->pages} * kPageSize - a;
     default:
@@ -148,7 +214,7 @@ void *heap_calloc(Heap *h, size_t n, size_t size) {
     return nullptr;
   }
   if (bytes <= kMaxSmall) {
-    void *p = small_alloc_fast(h, size_class(bytes));
+    void *p = small_alloc_fast(h, size_class(bytes), bytes);
     if (p) memset(p, 0, bytes);
     return p;
   }
@@ -167,7 +233,7 @@ void *heap_aligned(Heap *h, size_t align, size_t size) {
     size_t n = size ? (size + align - 1) & ~(align - 1) : align;
     if (n <= kMaxSmall)
       for (unsigned c = size_class(n); c < kNumClasses; ++c)
-        if (kClasses.info[c].size % align == 0) return small_alloc_fast(h, c);
+        if (kClasses.info[c].size % align == 0) return small_alloc_fast(h, c, size);
   }
   return large_alloc(h, size ? size : 1, align, false);
 }
@@ -192,7 +258,7 @@ void *heap_realloc(Heap *h, void *p, size_t size) {
   if (s->kind == kSpanRun) {
     // Keep the block when the new size still fits and does not waste more than half of it.
     if (size <= usable && (size > usable / 2 || usable <= 16)) return p;
-  } else if (s->kind == kSpanLarge && reinterpret_cast<uintptr_t>(p) == s->start &&
+  } else if (s->kind == kSpanLarge && !s->sampled && reinterpret_cast<uintptr_t>(p) == s->start &&
              size > kMaxSmall && size <= kMaxLarge) {
     if (pages_resize_large(h, s, size)) return p;  // grown or shrunk in place
   } else if (s->kind == kSpanHuge && size <= usable && size > usable / 2) {

@@ -18,6 +18,7 @@ namespace persist {
 
 // Out-of-line continuations (alloc.cpp).
 __attribute__((noinline)) void *small_alloc_miss(Heap *h, unsigned cls);
+__attribute__((noinline)) void *small_alloc_sample(Heap *h, unsigned cls, size_t size);
 __attribute__((noinline)) void *large_malloc(Heap *h, size_t size);
 __attribute__((noinline)) void free_miss(Heap *h, void *p);
 
@@ -25,12 +26,11 @@ inline uint32_t run_block_index(const Span *s, uintptr_t p) {
   return static_cast<uint32_t>(((p - s->start) * s->recip) >> kRecipShift);
 }
 
-inline void *small_alloc_fast(Heap *h, unsigned cls) {
-  ThreadHeap *th = tl_heaps[h->slot];
-  if (PERSIST_UNLIKELY(th->heap_id != h->id)) return small_alloc_miss(h, cls);
+// Pop a block of class cls from th's current run (nullptr: the run is exhausted).
+inline void *small_alloc_pop(ThreadHeap *th, unsigned cls) {
   Span *s = th->cur[cls];
   Block *b = s->free;
-  if (PERSIST_UNLIKELY(!b)) return small_alloc_miss(h, cls);
+  if (PERSIST_UNLIKELY(!b)) return nullptr;
   s->free = b->next;
   uint32_t idx = run_block_index(s, reinterpret_cast<uintptr_t>(b));
   s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
@@ -40,8 +40,20 @@ inline void *small_alloc_fast(Heap *h, unsigned cls) {
   return b;
 }
 
+// A small block for a request of `size` bytes in class cls. The sampler's countdown (sites.h) is
+// the one extra branch; a sampled block is page-aligned, so it serves aligned requests too.
+inline void *small_alloc_fast(Heap *h, unsigned cls, size_t size) {
+  ThreadHeap *th = tl_heaps[h->slot];
+  if (PERSIST_UNLIKELY(th->heap_id != h->id)) return small_alloc_miss(h, cls);
+  if (PERSIST_UNLIKELY((th->sample_left -= static_cast<int64_t>(size)) < 0))
+    return small_alloc_sample(h, cls, size);
+  void *b = small_alloc_pop(th, cls);
+  if (PERSIST_UNLIKELY(!b)) return small_alloc_miss(h, cls);
+  return b;
+}
+
 inline void *heap_malloc_fast(Heap *h, size_t size) {
-  if (PERSIST_LIKELY(size <= kMaxSmall)) return small_alloc_fast(h, size_class(size));
+  if (PERSIST_LIKELY(size <= kMaxSmall)) return small_alloc_fast(h, size_class(size), size);
   return large_malloc(h, size);
 }
 

@@ -34,6 +34,7 @@ Heap *g_open = nullptr;
 std::atomic<int> g_atfork{0};
 
 void lock_heap(Heap *h) {
+  h->sites_lock.lock();  // taken alone elsewhere: first here (no thread is inside libunwind)
   h->roots_lock.lock();
   h->threads_lock.lock();
   h->shared_lock.lock();
@@ -49,6 +50,7 @@ void unlock_heap(Heap *h) {
   h->shared_lock.unlock();
   h->threads_lock.unlock();
   h->roots_lock.unlock();
+  h->sites_lock.unlock();
 }
 
 // Copy what is in use: every page but the free spans the page allocator knows about (their

@@ -33,6 +33,7 @@ namespace persist {
 
 struct ThreadHeap;
 struct Heap;
+struct SiteCache;
 
 struct Block {
   Block *next;
@@ -102,6 +103,7 @@ struct Span {
   std::atomic<uint8_t> notified;     // run: queued on its owner's notify stack
   uint8_t backed;       // free/large: disk space reserved for every page
   uint8_t in_list;      // linked in some SpanList
+  uint8_t sampled;      // large: a sampled allocation; its SampleRecord ends the span
   Span *next, *prev;    // SpanList links
   Span *notify_next;    // owner's notify stack link
   uint64_t page;        // global page index of the first page
@@ -125,6 +127,8 @@ struct ThreadHeap {
   Span *cur[kNumClasses];       // the run allocations come from (g_empty_run when none)
   Heap *heap;
   uint64_t heap_id;             // Heap::id of the open it belongs to
+  int64_t sample_left;          // bytes to allocate before the next sample (sites.h)
+  uint64_t sample_rng;          // the sampler's random state
   SpanList runs[kNumClasses];   // owned runs with (possibly) free blocks, cur included
   SpanList full;                // owned runs with nothing free (any class)
   std::atomic<Span *> notify;   // full runs that received remote frees
@@ -186,6 +190,14 @@ struct Heap : persist_heap {
   Lock actions_lock;
   uint64_t actions_busy = 0;
 
+  // -- allocation sites (sites_lock, taken alone: no other lock is held with it; sites.h)
+  uint64_t sites_interval = 0;      // PERSIST_SITES: mean bytes between samples; 0: off
+  SiteTable *sites = nullptr;       // the site table in the heap
+  SiteCache *site_cache = nullptr;  // volatile lookup tables (sites.cpp)
+  uintptr_t sites_skip_lo = 0, sites_skip_hi = 0;  // the allocator's own code (not recorded)
+  std::atomic<uint64_t> samples{0}, samples_lost{0};
+  Lock sites_lock;
+
   // -- superblock (super_lock)
   Superblock sb{};
   Lock super_lock;
@@ -246,6 +258,7 @@ Span *pages_alloc_run(Heap *h, unsigned cls, int *err);
 Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err);
 Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err);
 void pages_free_span(Heap *h, Span *s);  // an empty run or a large block
+void pages_mark_sampled(Heap *h, Span *s);  // a large block's SampleRecord is written: commit it
 void pages_free_huge(Heap *h, Span *s);
 bool pages_resize_large(Heap *h, Span *s, size_t bytes);  // in place; false if not possible
 void pages_trim(Heap *h);                                 // give back free pages' disk space

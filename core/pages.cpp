@@ -308,9 +308,16 @@ Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *
     *zeroed = true;
   }
   s->zeroed = 0;
+  s->sampled = 0;
   Guard g(h->page_lock);
   publish_span(h, s, kPageLargeHead, kPageLargeCont, 0);
   return s;
+}
+
+void pages_mark_sampled(Heap *h, Span *s) {
+  Guard g(h->page_lock);
+  store_desc(h, s->page, PageDesc{kPageLargeHead, kLargeSampled, 0, s->pages});
+  s->sampled = 1;
 }
 
 void pages_free_span(Heap *h, Span *s) {

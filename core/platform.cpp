@@ -321,6 +321,14 @@ void each_module(int (*fn)(const ModuleInfo &m, void *arg), void *arg) {
       &ctx);
 }
 
+long self_exe_path(char *buf, size_t len) {
+  if (len == 0) return -EINVAL;
+  long n = sys(SYS_readlink, "/proc/self/exe", buf, len - 1);
+  if (n < 0) return n;
+  buf[n] = 0;
+  return n;
+}
+
 void yield() { sys(SYS_sched_yield); }
 
 uint64_t now_ns() {

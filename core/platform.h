@@ -91,6 +91,8 @@ void write_stderr(const char *msg);
 // (setuid/setgid: AT_SECURE) or when unset.
 const char *getenv_raw(const char *name);
 bool secure_mode();
+// The path of the running executable (readlink /proc/self/exe), NUL-terminated; its length or <0.
+long self_exe_path(char *buf, size_t len);
 // Is the heap's lock (lock_file) held by another open file description? Asks the kernel
 // (F_OFD_GETLK) without taking the lock. 1 held, 0 not, or a negative errno.
 int probe_lock(int fd);

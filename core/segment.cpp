@@ -78,6 +78,7 @@ class DiscoverVisitor : public WalkVisitor {
     s->pages = pages;
     s->start = reinterpret_cast<uintptr_t>(h_->base + page * kPageSize);
     s->backed = 1;
+    s->sampled = h_->seg_header(page / kSegmentPages)->desc[page % kSegmentPages].cls & kLargeSampled;
     shadow_set(h_, page, pages, s);
   }
   void huge(uint64_t seg, uint32_t segments, uint64_t bytes) override {
@@ -184,6 +185,7 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
   sh->segments = segments;
   sh->pages = 0;
   sh->huge_bytes = bytes;
+  sh->sample = SampleRecord{};  // a freed huge block's sample must not describe this one
   PERSIST_CRASH_POINT("huge.header");
   if (tl_commit_log) {  // an allocate-and-publish: zero-filled, then named, then committed
     if (!*zeroed) memset(h->at(seg * kSegmentSize + kHugeFirstPage * kPageSize), 0, bytes), *zeroed = true;

@@ -12,6 +12,7 @@
 #include "crashpoint.h"
 #include "heap.h"
 #include "platform.h"
+#include "sites.h"
 
 namespace persist {
 
@@ -86,6 +87,7 @@ ThreadHeap *new_thread_heap(Heap *h) {
   if (!th) return nullptr;
   th->heap = h;
   th->heap_id = h->id;
+  th->sample_left = sites_draw(h, th);
   for (auto &c : th->cur) c = &g_empty_run;
   th->thread_state = 1;
   Guard t(h->threads_lock);

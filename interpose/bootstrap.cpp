@@ -21,6 +21,7 @@
 #include "modules.h"
 #include "options.h"
 #include "platform.h"
+#include "sites.h"
 
 namespace persist::shim {
 
@@ -34,6 +35,7 @@ std::atomic<size_t> g_boot_used{0};
 
 std::atomic<int> g_init{0};  // 0 not started, 1 in progress, 2 done
 int g_sync = kSyncNever;     // PERSIST_SYNC of the process heap
+uint64_t g_sites = 0;        // PERSIST_SITES of the process heap (armed by the constructor)
 std::atomic<pthread_t> g_init_thread{};
 
 void say(const Msg &m) { os::write_stderr(m.str(), m.size()); }
@@ -149,6 +151,7 @@ Heap *open_process_heap() {
     }
     if (o.gc && h->sb.opens > 1) reclaim(h, o);
     g_sync = o.sync;
+    g_sites = o.sites;
     if (o.sync > 0) start_sync_thread(h, o.sync);
     if (o.verbose) {
       Msg m;
@@ -187,12 +190,12 @@ __attribute__((destructor)) void at_exit() {
 // Is another allocator the one that runs? Valgrind redirects every malloc symbol to its own
 // (even though dlsym still names us, PRELOAD.md §9); a library earlier in the lookup order than
 // us wins the symbols; both mean nothing this process allocates is persisted.
-void detect_other_allocator() {
+bool detect_other_allocator() {
   void *p = malloc(1);  // through the PLT: whichever malloc really wins
   Heap *h = g_heap.load(std::memory_order_acquire);
   bool ours = h && h->contains(p);
   free(p);
-  if (ours) return;
+  if (ours) return true;
   Msg m;
   if (RUNNING_ON_VALGRIND)
     m.add("libpersist: valgrind replaces malloc, so nothing is persisted (run with "
@@ -201,14 +204,26 @@ void detect_other_allocator() {
     m.add("libpersist: another allocator comes first in the symbol lookup order (a library loaded "
           "before libpersist defines malloc), so nothing is persisted\n");
   say(m);
+  return false;
 }
 
 // Open the heap (and arm the exit hook) even if the program never allocates, and check that our
 // malloc is the one that runs.
+// Allocation sites are armed here, not at open: loading libunwind means dlopen, which the first
+// allocation (possibly inside ld.so, PRELOAD.md §3) cannot do.
 __attribute__((constructor)) void at_start() {
   api_set_default_provider(default_provider);
   process_heap();
-  detect_other_allocator();
+  if (!detect_other_allocator()) return;
+  Heap *h = g_heap.load(std::memory_order_acquire);
+  if (g_sites && h && h->persistent) {
+    Msg why;
+    if (sites_enable(h, g_sites, &why) != 0) {
+      Msg m;
+      m.add("libpersist: not recording allocation sites (PERSIST_SITES): ").add(why.str()).add("\n");
+      say(m);
+    }
+  }
 }
 
 }  // namespace

@@ -45,7 +45,11 @@ constexpr OptionRow kTable[] = {
      "when the heap's address range is taken: rewrite (move it and shift its pointers), refuse"},
     {"PERSIST_SYNC", kChoice, "never", 1, 3600000,
      "never; exit (msync+fsync at exit, then the clean mark); or an interval in milliseconds"},
+    {"PERSIST_SITES", kChoice, "off", 1, uint64_t{1} << 40,
+     "record allocation sites: off; on (one sample per 512K allocated, on average); or the mean "
+     "sampling interval in bytes (K/M/G suffixes)"},
 };
+constexpr uint64_t kSitesDefaultInterval = 512 << 10;  // jemalloc's default (lg_prof_sample 19)
 constexpr const char *kBusyNames[] = {"volatile", "wait", "fail"};
 
 void warn(const char *name, const char *value, const char *why) {
@@ -207,6 +211,16 @@ void options_load(Options *o) {
     else if (parse_u64(v, &ms, false) && ms >= r.min && ms <= r.max) o->sync = static_cast<int>(ms);
     else warn("PERSIST_SYNC", v, "not never, exit, or milliseconds from 1 to 3600000");
   }
+  o->sites = 0;
+  if (const char *v = os::getenv_raw("PERSIST_SITES"); v && *v) {
+    uint64_t bytes = 0;
+    const OptionRow &r = row("PERSIST_SITES");
+    bool on = false;  // a number is an interval ("1": every allocation), on/yes/true the default
+    if ((v[0] < '0' || v[0] > '9') && parse_bool(v, &on)) o->sites = on ? kSitesDefaultInterval : 0;
+    else if (strcmp(v, "0") == 0) o->sites = 0;
+    else if (parse_u64(v, &bytes, true) && bytes >= r.min && bytes <= r.max) o->sites = bytes;
+    else warn("PERSIST_SITES", v, "not off, on, or a sampling interval in bytes from 1 to 1T");
+  }
   o->gc = true;
   if (const char *g = os::getenv_raw("PERSIST_GC"); g && *g) {
     if (strcasecmp(g, "never") == 0) o->gc = false;
@@ -232,6 +246,9 @@ void options_print(const Options &o) {
   else if (o.sync == kSyncNever) m.add("never");
   else m.dec(static_cast<uint64_t>(o.sync)).add("ms");
   m.add(" PERSIST_RELOCATE=").add(o.relocate == PERSIST_RELOCATE_REWRITE ? "rewrite" : "refuse");
+  m.add(" PERSIST_SITES=");
+  if (o.sites) m.dec(o.sites);
+  else m.add("off");
   m.add(" PERSIST_VERBOSE=1\n");
   os::write_stderr(m.str(), m.size());
 }

@@ -18,6 +18,7 @@ struct Options {
   bool keep;           // PERSIST_KEEP: keep the previous image as FILE.1 before reclaiming
   int sync;            // PERSIST_SYNC: kSyncNever, kSyncExit, or an interval in milliseconds
   unsigned relocate;   // PERSIST_RELOCATE: PERSIST_RELOCATE_REWRITE or _REFUSE
+  uint64_t sites;      // PERSIST_SITES: mean sampling interval in bytes; 0: off
 };
 
 enum SyncPolicy { kSyncNever = 0, kSyncExit = -1 };
