@@ -143,12 +143,17 @@ void free_slow(Heap *h, Span *s, void *p) {
 
 }  // namespace
 
-void *small_alloc_miss(Heap *h, unsigned cls) {
+// The thread's first small allocation on h (or one without a thread heap: the locked path).
+void *small_alloc_first(Heap *h, unsigned cls, size_t size) {
   ThreadHeap *th = tl_heaps[h->slot];
   if (th->heap_id != h->id) th = thread_heap_slow(h);
   if (!th) return small_alloc_shared(h, cls);
+  if ((th->sample_left -= static_cast<int64_t>(size)) < 0) return small_alloc_sample(h, cls, size);
   return small_alloc_slow(h, th, cls);
 }
+
+// The current run is exhausted.
+void *small_alloc_miss(Heap *h, unsigned cls) { return small_alloc_slow(h, tl_heaps[h->slot], cls); }
 
 void *small_alloc_sample(Heap *h, unsigned cls, size_t size) {
   ThreadHeap *th = tl_heaps[h->slot];

@@ -17,6 +17,7 @@
 namespace persist {
 
 // Out-of-line continuations (alloc.cpp).
+__attribute__((noinline)) void *small_alloc_first(Heap *h, unsigned cls, size_t size);
 __attribute__((noinline)) void *small_alloc_miss(Heap *h, unsigned cls);
 __attribute__((noinline)) void *small_alloc_sample(Heap *h, unsigned cls, size_t size);
 __attribute__((noinline)) void *large_malloc(Heap *h, size_t size);
@@ -44,7 +45,7 @@ inline void *small_alloc_pop(ThreadHeap *th, unsigned cls) {
 // the one extra branch; a sampled block is page-aligned, so it serves aligned requests too.
 inline void *small_alloc_fast(Heap *h, unsigned cls, size_t size) {
   ThreadHeap *th = tl_heaps[h->slot];
-  if (PERSIST_UNLIKELY(th->heap_id != h->id)) return small_alloc_miss(h, cls);
+  if (PERSIST_UNLIKELY(th->heap_id != h->id)) return small_alloc_first(h, cls, size);
   if (PERSIST_UNLIKELY((th->sample_left -= static_cast<int64_t>(size)) < 0))
     return small_alloc_sample(h, cls, size);
   void *b = small_alloc_pop(th, cls);

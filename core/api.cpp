@@ -8,6 +8,7 @@
 #include "api.h"
 #include "check.h"
 #include "heap.h"
+#include "sites.h"
 
 namespace persist {
 namespace {
@@ -230,6 +231,12 @@ int persist_heap_sync(persist_heap_t *heap) {
   if (as_heap(heap)->readonly) return 0;
   int rc = persist::heap_sync(as_heap(heap));
   return rc ? set_errno(rc) : 0;
+}
+
+int persist_heap_sample_sites(persist_heap_t *heap, uint64_t interval) {
+  if (!heap) return set_errno(-EINVAL);
+  persist::Msg why;
+  return set_errno(persist::sites_enable(as_heap(heap), interval, &why));
 }
 
 int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st) {

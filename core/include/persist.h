@@ -123,6 +123,12 @@ int persist_heap_root_each(persist_heap_t *heap,
                            int (*fn)(const char *tag, void *ptr, size_t size, void *arg),
                            void *arg);
 int persist_heap_sync(persist_heap_t *heap);
+/* Record allocation sites (what LD_PRELOAD's PERSIST_SITES does for the process heap): on average
+ * one allocation per `interval` bytes allocated is sampled, its call stack kept in the heap for
+ * `persist sites`. 0 turns recording off. Loads libunwind (libunwind.so.8) on first use: call it
+ * outside any allocation (not from a malloc hook). -EINVAL for a volatile or read-only heap,
+ * -ENOENT when libunwind cannot be loaded. */
+int persist_heap_sample_sites(persist_heap_t *heap, uint64_t interval);
 
 typedef struct persist_stats {
   uint64_t base;           /* address the heap is mapped at                            */

@@ -122,7 +122,7 @@ run_both() {
     if [ $mode = ref ]; then
       RUN=(timeout -k 5 "$limit" env)
     else
-      RUN=(timeout -k 5 "$limit" env LD_PRELOAD="$SHIM" PERSIST_FILE="$HEAP")
+      RUN=(timeout -k 5 "$limit" env LD_PRELOAD="$SHIM" PERSIST_FILE="$HEAP" ${SHIM_ENV:-})
     fi
     start=$(now)
     (cd "$TMP/work" && "$scenario") >"$TMP/$mode.out" 2>"$TMP/$mode.err"

@@ -392,6 +392,8 @@ print("end")' 2>"$TMP/py.err")
     check_opt PERSIST_VERBOSE maybe "not a boolean (1/0, yes/no, on/off, true/false)"
     check_opt PERSIST_STRICT 2 "not a boolean (1/0, yes/no, on/off, true/false)"
     check_opt PERSIST_ON_BUSY sometimes "not one of volatile, wait, fail"
+    check_opt PERSIST_SITES often "not off, on, or a sampling interval in bytes from 1 to 1T"
+    check_opt PERSIST_SITES 2T "not off, on, or a sampling interval in bytes from 1 to 1T"
     # PERSIST_VERBOSE=1: the configuration and the heap opened, on stderr.
     rm -f "$heap"
     out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_VERBOSE=1 "$HELLO" 2>"$TMP/v.err")
@@ -401,6 +403,11 @@ print("end")' 2>"$TMP/py.err")
     grep -q "^libpersist: PERSIST_FILE=$heap " "$TMP/v.err" || fail "PERSIST_VERBOSE=1 does not print the configuration"
     grep -q "^libpersist: heap $heap at 0x" "$TMP/v.err" || fail "PERSIST_VERBOSE=1 does not print the heap opened"
     check_heap "$heap" "verbose run"
+    # PERSIST_SITES=on: the default interval, shown by PERSIST_VERBOSE.
+    out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_VERBOSE=1 PERSIST_SITES=on "$HELLO" 2>"$TMP/s.err")
+    [ "$out" = "$ref" ] || fail "PERSIST_SITES=on: output differs"
+    grep -q " PERSIST_SITES=524288 " "$TMP/s.err" || { fail "PERSIST_SITES=on is not the 512K default"; show "$TMP/s.err"; }
+    check_heap "$heap" "PERSIST_SITES=on run"
     ;;
   *) echo "unknown case $CASE"; exit 64 ;;
 esac

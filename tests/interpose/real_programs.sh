@@ -6,7 +6,8 @@
 # the reference (stderr too, less the shim's "in use" lines of child processes), and runs
 # `persist check` on the heap file after each (see run_both in common.sh).
 #
-# CASE: python3 python3_malloc python3_fork perl sqlite3 lua git gxx bash_pipeline threads redis
+# CASE: python3 python3_malloc python3_fork perl sqlite3 lua git gxx bash_pipeline threads redis,
+# and python3_sites python3_fork_sites threads_sites: the same with PERSIST_SITES=4096
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE=$SRC/tests/interpose
 SCEN=$HERE/scenarios
@@ -144,6 +145,11 @@ scn_redis() {
 
 case $CASE in
   python3 | python3_malloc) need /usr/bin/python3; run_both "$CASE" no "scn_$CASE" ;;
+  # The same with allocation sites recorded (one sample per 4 KiB: thousands of backtraces).
+  python3_sites) need /usr/bin/python3; SHIM_ENV=PERSIST_SITES=4096 run_both python3_sites no scn_python3 ;;
+  python3_fork_sites)
+    need /usr/bin/python3; SHIM_ENV=PERSIST_SITES=4096 run_both python3_fork_sites yes scn_python3_fork ;;
+  threads_sites) SHIM_ENV=PERSIST_SITES=4096 run_both threads_sites no scn_threads ;;
   python3_fork) need /usr/bin/python3; run_both python3_fork yes scn_python3_fork ;;
   perl) need /usr/bin/perl; run_both perl no scn_perl ;;
   sqlite3) need /usr/bin/sqlite3; run_both sqlite3 no scn_sqlite3 ;;
