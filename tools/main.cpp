@@ -105,6 +105,25 @@ const Command kCommands[] = {
      "Exit status: 0 drawn, 1 the heap is damaged (drawn as far as readable), 2 the file cannot\n"
      "be read as a heap or OUT cannot be written.",
      cmd_map},
+    {"sites", "FILE [--leaks] [--depth N] [--top N] [--binary FILE]... [--json]",
+     "live memory by allocation site, from the samples PERSIST_SITES recorded",
+     "Estimates, from the sampled allocations a program recorded with PERSIST_SITES, how many\n"
+     "live bytes and blocks each call site holds: a sample of s bytes taken at mean interval R\n"
+     "stands for 1/p blocks and s/p bytes, p = 1 - exp(-s/R). Sites are listed by estimated\n"
+     "bytes, largest first, with their share of the estimated total, the standard error of the\n"
+     "estimate, the estimated blocks and the samples behind it, and their call stack: the\n"
+     "allocating function first, then its callers (--depth N frames, default 4; JSON gives all\n"
+     "frames with module path, build-id and offset). Frames are named from the symbols of the\n"
+     "recorded module files (.symtab, else .dynsym, else a debug file in /usr/lib/debug/.build-id)\n"
+     "only when the file still has the recorded build-id; otherwise as module+0xOFFSET, with a\n"
+     "note. --binary FILE (repeatable) names a copy of a module to use when its build-id matches.\n"
+     "--leaks keeps the sampled blocks that no root reaches (as `persist check` marks), the ones\n"
+     "the next open's collection would free. --top N lists the N largest sites. A heap that\n"
+     "never ran with PERSIST_SITES has no site table: that is said, and nothing listed.\n"
+     "Exit status: 0 listed (also when there is nothing to list), 1 the heap, its site table or\n"
+     "some sample records are damaged (what is readable is listed), 2 the file cannot be read as\n"
+     "a heap.",
+     cmd_sites},
     {"snapshot", "FILE DEST [--json]", "consistent copy of a heap, also of one in use",
      "Copies the heap to DEST (which must not exist): with a reflink (FICLONE) where the file\n"
      "system supports it, else a sparse copy. Page 0 (the superblock) is read before anything\n"

@@ -1,6 +1,6 @@
-// readers.h — the reading half of the subcommands roots, dump, stats, blocks, strings and map:
-// each takes a heap image already in memory (a Source) and its options, writes its report to
-// `out`, messages to stderr, and returns the subcommand's exit status. The cmd_* functions parse
+// readers.h — the reading half of the subcommands roots, dump, stats, blocks, strings, map and
+// sites: each takes a heap image already in memory (a Source) and its options, writes its report
+// to `out`, messages to stderr, and returns the subcommand's exit status. The cmd_* functions parse
 // the command line, open the file (heapfile.h) and call these; the fuzz target calls them on
 // images it builds in memory, so everything that reads heap bytes is covered.
 #pragma once
@@ -87,5 +87,15 @@ struct MapOptions {
 };
 // Writes the SVG to `svg` and, with json, the summary to `out`.
 int map_report(const Source &src, const MapOptions &o, FILE *svg, FILE *out);
+
+struct SitesOptions {
+  bool json = false;
+  bool leaks = false;      // only sampled blocks no root reaches
+  unsigned depth = 4;      // text: frames shown per site (JSON: all)
+  uint64_t top = 0;        // list the N sites with the most bytes (0: all)
+  std::vector<std::string> binaries;  // --binary: files to symbolise from, matched by build-id
+  bool symbolize = true;   // read the modules' symbols (false: frames as module+offset)
+};
+int sites_report(const Source &src, const SitesOptions &o, FILE *out);
 
 }  // namespace persist::tool

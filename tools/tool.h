@@ -54,6 +54,7 @@ int cmd_snapshot(const Command &cmd, int argc, char **argv);
 int cmd_run(const Command &cmd, int argc, char **argv);
 int cmd_gc(const Command &cmd, int argc, char **argv);
 int cmd_relocate(const Command &cmd, int argc, char **argv);
+int cmd_sites(const Command &cmd, int argc, char **argv);
 // check --repair (repair.cpp): back up FILE to FILE.bak, rebuild what can be rebuilt, report.
 int repair_file(const char *file, bool json);
 
