@@ -36,6 +36,7 @@ std::atomic<size_t> g_boot_used{0};
 std::atomic<int> g_init{0};  // 0 not started, 1 in progress, 2 done
 int g_sync = kSyncNever;     // PERSIST_SYNC of the process heap
 uint64_t g_sites = 0;        // PERSIST_SITES of the process heap (armed by the constructor)
+bool g_verbose = false;      // PERSIST_VERBOSE
 std::atomic<pthread_t> g_init_thread{};
 
 void say(const Msg &m) { os::write_stderr(m.str(), m.size()); }
@@ -152,6 +153,7 @@ Heap *open_process_heap() {
     if (o.gc && h->sb.opens > 1) reclaim(h, o);
     g_sync = o.sync;
     g_sites = o.sites;
+    g_verbose = o.verbose;
     if (o.sync > 0) start_sync_thread(h, o.sync);
     if (o.verbose) {
       Msg m;
@@ -183,6 +185,12 @@ Heap *default_provider() { return process_heap(); }
 __attribute__((destructor)) void at_exit() {
   Heap *h = g_heap.load(std::memory_order_acquire);
   if (!h || !h->persistent) return;
+  if (g_verbose && h->sites_interval) {
+    Msg m;
+    m.add("libpersist: allocation sites: ").dec(h->samples.load()).add(" blocks sampled, ")
+        .dec(h->samples_lost.load()).add(" samples lost (no backtrace, site table full or no memory)\n");
+    say(m);
+  }
   modules_record(h);  // where the program images are, for pointers into them (modules.h)
   heap_mark_clean(h, g_sync != kSyncNever);
 }

@@ -1,7 +1,7 @@
 """The allocators every workload runs under: preloaded with LD_PRELOAD (BENCH.md, Peers)."""
 import os
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Dict, Optional
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 
@@ -11,6 +11,7 @@ class Allocator:
     name: str
     preload: Optional[str]          # library to LD_PRELOAD; None: glibc's malloc
     heap_dir: Optional[str] = None  # libpersist: where the run's heap files go
+    env: Dict[str, str] = field(default_factory=dict)  # more variables for every run
 
     @property
     def persistent(self):

@@ -7,8 +7,7 @@
 - peers:    the 1M-entry map task in libpersist, PMDK libpmemobj and Boost.Interprocess (T8);
 - forklat:  fork() latency against the live heap, under each allocator (T6);
 - relocation speed (T7) is measured with reopen;
-- allocation-site sampling (T11): a hook that says why it has nothing to measure yet, rather
-  than invent a number.
+- sampling: the churn workloads with PERSIST_SITES off and on (T11).
 """
 import json
 import os
@@ -218,13 +217,37 @@ def peers(bench_bin, n, rounds, heap_dir):
     return out
 
 
-# ---- hooks for what libpersist does not implement yet -------------------------------------------
+# ---- allocation-site sampling (T11) -------------------------------------------------------------
 
-def sampling(libpersist):
-    """T11. TODO(sites): once PERSIST_SITES exists, rerun the matrix rows with it set to the
-    default interval and compare against persist-shm pair by pair."""
-    with open(libpersist, "rb") as f:
-        has_sites = b"PERSIST_SITES" in f.read()
-    if has_sites:
-        return {"todo": "PERSIST_SITES is present in libpersist.so but this hook is not written yet"}
-    return {"todo": "allocation-site sampling (PERSIST_SITES) is not implemented yet; nothing measured"}
+# The churn workloads: many small allocations and frees, where a sample costs the most relative to
+# the work (a backtrace and a span of its own per sample).
+SAMPLING_ROWS = ("larson-1t", "larson-2t", "xmalloc-1t", "xmalloc-2t", "alloc-test-1t", "alloc-test-2t",
+                 "glibc-simple", "glibc-thread", "mstress", "realloc-growth", "mleak", "python3-malloc")
+
+
+def sampling(libpersist, shm_dir, where, runs, warmup, quick):
+    """T11: the churn workloads under libpersist on /dev/shm with PERSIST_SITES off and at its
+    default interval (PERSIST_SITES=on), alternating run by run; the slowdown is the median of the
+    pairwise ratios (time on / time off, or throughput off / on)."""
+    from . import measure
+    from .allocators import Allocator
+    from .workloads import workloads
+    off = Allocator("persist-shm", libpersist, shm_dir)
+    on = Allocator("persist-sites", libpersist, shm_dir, {"PERSIST_SITES": "on"})
+    out = {"interval": "on (2 MiB)", "rows": {}}
+    for w in workloads():
+        if w.name not in SAMPLING_ROWS:
+            continue
+        log("%s: PERSIST_SITES off / on" % w.name)
+        samples = measure.run_workload(w, [off, on], runs, warmup, where, quick)
+        summ = measure.summarize(w, samples, off.name)
+        m = w.metrics[0]
+        cell = summ[m.key].get(on.name, {})
+        ratio = cell.get("ratio")
+        if ratio is None:
+            out["rows"][w.name] = {"error": (cell.get("errors") or ["no result"])[0]}
+            continue
+        slowdown = (1.0 / ratio if m.higher_better else ratio) - 1.0
+        out["rows"][w.name] = {"slowdown": slowdown, "metric": m.key,
+                               "off": summ[m.key].get(off.name, {}).get("median"), "on": cell.get("median")}
+    return out

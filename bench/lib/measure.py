@@ -52,6 +52,8 @@ def clean_env():
 def child_vars(alloc, extra, heap_dir):
     """The variables a command runs with: the workload's own, the preload, the heap file."""
     v = dict(extra)
+    if alloc is not None:
+        v.update(alloc.env)
     if alloc is not None and alloc.preload:
         v["LD_PRELOAD"] = alloc.preload
     if heap_dir:

@@ -159,6 +159,17 @@ def peers_table(peers):
     return "\n".join(lines)
 
 
+def sampling_table(sampling):
+    lines = ["| workload | metric | PERSIST_SITES off | on | slowdown |", "|---|---|---|---|---|"]
+    for name, r in sampling.get("rows", {}).items():
+        if "slowdown" not in r:
+            lines.append("| %s | | | | error: %s |" % (name, r.get("error", "?")))
+            continue
+        lines.append("| %s | %s | %s | %s | %+.1f%% |" % (name, r["metric"], _fmt(r["off"]), _fmt(r["on"]),
+                                                       100 * r["slowdown"]))
+    return "\n".join(lines)
+
+
 def _minor_label(v, _):
     """Label the 2s and 5s of each decade on a log axis, nothing else (no crowding)."""
     import math
