@@ -262,7 +262,7 @@ void pages_mark_sampled(Heap *h, Span *s);  // a large block's SampleRecord is w
 void pages_free_huge(Heap *h, Span *s);
 bool pages_resize_large(Heap *h, Span *s, size_t bytes);  // in place; false if not possible
 void pages_trim(Heap *h);                                 // give back free pages' disk space
-bool pages_release_kept(Heap *h);  // page_lock held: turn the kept empty segment into a free one
+bool pages_release_kept(Heap *h);  // page_lock held: turn the kept empty segments into free ones
 void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool backed);  // held
 void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed);      // held
 int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed = nullptr);  // held

@@ -16,7 +16,15 @@
 namespace persist {
 namespace {
 
-constexpr uint32_t kPunchPages = 64;  // free spans this large give their disk space back at once
+constexpr uint32_t kPunchPages = 64;  // free spans this large may give their disk space back
+
+// Free pages kept backed (their memory or disk space not given back) for reuse without a system
+// call: 32 MiB plus half the extent. A freed span of kPunchPages or more is punched only when
+// keeping it would exceed this; reusing a punched span costs a fallocate and page faults, and a
+// program that frees and allocates large blocks in turn would pay both every time.
+uint64_t retain_budget(Heap *h) {
+  return ((uint64_t{32} << 20) + h->size.load(std::memory_order_relaxed) / 2) / kPageSize;
+}
 
 void release_segment(Heap *h, uint64_t seg);
 
@@ -121,6 +129,7 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
     return nullptr;
   }
   for (;;) {
+    Span *taken = nullptr;  // a span that needs disk space: reserved below, outside the lock
     {
       Guard g(h->page_lock);
       Span *s = take_free(h, n + extra);
@@ -137,24 +146,17 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
             bool z = s->zeroed, b = s->backed;
             s->page += lead;
             s->pages -= lead;
+            if (b) h->retained_pages -= lead;  // counted with s; counted again when inserted
             pages_insert_free(h, page, lead, z, b);
           }
         }
         split_front(h, s, n);
-        if (!s->backed) {
-          int rc = back_pages(h, s->page, s->pages);
-          if (rc) {
-            pages_insert_free(h, s->page, s->pages, s->zeroed, false);
-            meta_span_free(s);
-            *err = rc == -ENOSPC ? -ENOMEM : rc;
-            return nullptr;
-          }
-          s->backed = 1;
+        if (s->backed) {
+          if (h->retained_pages >= s->pages) h->retained_pages -= s->pages;
+          return s;
         }
-        if (h->retained_pages >= s->pages) h->retained_pages -= s->pages;
-        return s;
-      }
-      if (h->discovered >= h->image().segment_count()) {
+        taken = s;
+      } else if (h->discovered >= h->image().segment_count()) {
         uint64_t seg;
         int rc = segment_add_normal(h, &seg);
         if (rc) {
@@ -163,6 +165,19 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
         }
         continue;
       }
+    }
+    if (taken) {
+      // Nobody else can reach a taken span: fallocate without holding up the other threads.
+      int rc = back_pages(h, taken->page, taken->pages);
+      if (rc) {
+        Guard g(h->page_lock);
+        pages_insert_free(h, taken->page, taken->pages, taken->zeroed, false);
+        meta_span_free(taken);
+        *err = rc == -ENOSPC ? -ENOMEM : rc;
+        return nullptr;
+      }
+      taken->backed = 1;
+      return taken;
     }
     heap_discover_one(h);
   }
@@ -238,12 +253,15 @@ void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool
   s->pages = pages;
   s->zeroed = zeroed;
   s->backed = backed;
-  if (backed) h->retained_pages += pages;
+  // retained_pages counts the pages of backed free spans: a span merged with an unbacked
+  // neighbour is unbacked as a whole (reusing it backs all of it again, harmlessly).
+  uint64_t uncount = 0;
   uint64_t end = page + pages;
   if (end < seg_end(h, page)) {
     Span *n = h->shadow[end];
     if (n && n->kind == kSpanFree && n->page == end) {
       bin_remove(h, n);
+      if (n->backed) uncount += n->pages;
       s->pages += n->pages;
       s->zeroed &= n->zeroed;
       s->backed &= n->backed;
@@ -254,6 +272,7 @@ void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool
     Span *p = h->shadow[page - 1];
     if (p && p->kind == kSpanFree && p->page + p->pages == page) {
       bin_remove(h, p);
+      if (p->backed) uncount += p->pages;
       p->pages += s->pages;
       p->zeroed &= s->zeroed;
       p->backed &= s->backed;
@@ -264,24 +283,32 @@ void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool
   h->shadow[s->page] = s;
   h->shadow[s->page + s->pages - 1] = s;
   bin_push(h, s);
+  h->retained_pages = h->retained_pages - uncount + (s->backed ? s->pages : 0);
   uint64_t seg = s->page / kSegmentPages;
   if (seg != 0 && s->page == seg * kSegmentPages + kFirstDataPage &&
       s->pages == kSegmentPages - kFirstDataPage) {
-    // The whole segment is free. Keep one such segment for reuse; give the others back as free
-    // segments, which huge blocks (and any size class) can use again.
+    // The whole segment is free. Keep it for reuse (one always, more within the retained
+    // budget); give the others back as free segments, which huge blocks can use again (and
+    // pages_release_kept gives the kept ones back when a huge block needs them).
     if (h->kept_empty == UINT64_MAX) h->kept_empty = seg;
-    else if (h->kept_empty != seg) release_segment(h, seg);
+    else if (h->kept_empty != seg && h->retained_pages > retain_budget(h)) release_segment(h, seg);
   }
 }
 
 bool pages_release_kept(Heap *h) {
-  if (h->kept_empty == UINT64_MAX) return false;
-  uint64_t seg = h->kept_empty;
   h->kept_empty = UINT64_MAX;
-  Span *s = h->shadow[seg * kSegmentPages + kFirstDataPage];
-  if (!s || s->kind != kSpanFree || s->pages != kSegmentPages - kFirstDataPage) return false;
-  release_segment(h, seg);
-  return true;
+  bool released = false;
+  SpanList &bin = h->bins[bin_of(kSegmentPages - kFirstDataPage)];
+  for (Span *s = bin.head, *next; s; s = next) {
+    next = s->next;
+    uint64_t seg = s->page / kSegmentPages;
+    if (s->kind == kSpanFree && seg != 0 && s->page == seg * kSegmentPages + kFirstDataPage &&
+        s->pages == kSegmentPages - kFirstDataPage) {
+      release_segment(h, seg);
+      released = true;
+    }
+  }
+  return released;
 }
 
 Span *pages_alloc_run(Heap *h, unsigned cls, int *err) {
@@ -321,13 +348,16 @@ void pages_mark_sampled(Heap *h, Span *s) {
 }
 
 void pages_free_span(Heap *h, Span *s) {
-  Guard g(h->page_lock);
+  // The span is the caller's alone until it is inserted: its descriptor and the punch need no lock.
   store_desc(h, s->page, PageDesc{kPageFree, 0, 0, s->pages});  // the commit point
   PERSIST_CRASH_POINT("span.free");
   uint64_t page = s->page;
   uint32_t pages = s->pages;
-  bool zeroed = pages >= kPunchPages && punch_pages(h, page, pages);
+  bool punch = pages >= kPunchPages &&
+               __atomic_load_n(&h->retained_pages, __ATOMIC_RELAXED) + pages > retain_budget(h);
+  bool zeroed = punch && punch_pages(h, page, pages);
   bool backed = !zeroed || h->fd < 0;
+  Guard g(h->page_lock);
   meta_span_free(s);
   pages_insert_free(h, page, pages, zeroed, backed);
 }
@@ -371,7 +401,7 @@ bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
     meta_span_free(next);
     return false;
   }
-  if (h->retained_pages >= grow) h->retained_pages -= grow;
+  if (next->backed) h->retained_pages -= grow;  // it was counted as a free backed span
   meta_span_free(next);
   for (uint32_t q = s->pages; q < n; ++q)
     store_desc(h, s->page + q, PageDesc{kPageLargeCont, 0, static_cast<uint16_t>(q), 0});
@@ -515,13 +545,15 @@ void pages_free_huge(Heap *h, Span *s) {
 
 void pages_trim(Heap *h) {
   Guard g(h->page_lock);
+  h->retained_pages = 0;
   for (auto &bin : h->bins)
-    for (Span *s = bin.head; s; s = s->next)
+    for (Span *s = bin.head; s; s = s->next) {
       if (s->backed && punch_pages(h, s->page, s->pages)) {
         s->backed = h->fd < 0;
         s->zeroed = 1;
       }
-  h->retained_pages = 0;
+      if (s->backed) h->retained_pages += s->pages;
+    }
 }
 
 Span *span_lookup(Heap *h, const void *p) {
