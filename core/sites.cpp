@@ -214,7 +214,11 @@ int64_t sites_draw(Heap *h, ThreadHeap *th) {
   uint64_t interval = __atomic_load_n(&h->sites_interval, __ATOMIC_ACQUIRE);
   if (!interval) return INT64_MAX;
   uint64_t x = th->sample_rng;
+#ifdef PERSIST_CRASH_POINTS
+  if (!x) x = 0x2545f4914f6cdd1dull;  // the crash walk needs the same passages in every run
+#else
   if (!x) x = reinterpret_cast<uintptr_t>(th) ^ os::monotonic_ns() ^ 0x2545f4914f6cdd1dull;
+#endif
   x ^= x >> 12, x ^= x << 25, x ^= x >> 27;  // xorshift64*
   th->sample_rng = x;
   double u = static_cast<double>(((x * 0x2545f4914f6cdd1dull) >> 11) + 1) * (1.0 / 9007199254740992.0);

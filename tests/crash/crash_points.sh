@@ -3,9 +3,10 @@
 # (crash-test build): start from the same heap, die at passage N (_exit at the point, exactly what
 # kill -9 leaves), then verify (every published record intact, the core's check) and run
 # `persist check`. Every seventh N also dies again while recovering (at a passage of the recovery
-# run), before verifying. Three phases: from no heap at all (creation, root tables, growth), from
+# run), before verifying. Four phases: from no heap at all (creation, root tables, growth), from
 # an aged heap holding the leftovers of a crashed run (collection at open), and the aged heap
-# moved to another address at open (relocation, resumed by the next open after a crash).
+# moved to another address at open (relocation, resumed by the next open after a crash), and the
+# aged heap with allocation sites sampled.
 set -u
 W=$1 TOOL=$2 OPS=${3:-100}
 dir=$(mktemp -d /dev/shm/crashpoints.XXXXXX 2>/dev/null || mktemp -d)
@@ -43,6 +44,9 @@ walk fresh "$dir/none.heap"
 PERSIST_CRASH_AT=$((OPS)) "$W" run "$dir/aged.heap" "$OPS" 5 >/dev/null 2>&1  # leaves leftovers
 walk aged "$dir/aged.heap"
 walk relocation "$dir/aged.heap" CRASH_WORKLOAD_ADDR=0x640000000000
+# Allocation sites sampled (one sample per 4 KiB): the site table's creation, sampled blocks'
+# records and their commit, and their frees.
+walk sampled "$dir/aged.heap" CRASH_WORKLOAD_SITES=4096
 # Allocate-and-publish / free-and-clear: after a crash at any passage and the recovery of the next
 # open, every linked record is whole (or linked and still zero) and no block is unreachable.
 publish_walk() {

@@ -209,6 +209,9 @@ int main(int argc, char **argv) {
   }
   // The publish phase checks that nothing leaks: no collection may hide it.
   if (!getenv("CRASH_WORKLOAD_NOGC") && persist_heap_gc(h, 0, nullptr) != 0) return fail("collection failed");
+  // CRASH_WORKLOAD_SITES=N: sample allocation sites every N bytes on average (the sampled phase).
+  if (const char *sites = getenv("CRASH_WORKLOAD_SITES"))
+    if (persist_heap_sample_sites(h, strtoull(sites, nullptr, 0)) != 0) return fail("sampling sites failed");
   uint64_t count = 0;
   if (strcmp(argv[1], "verify-published") == 0) {
     rc = verify_published(&count);
