@@ -145,6 +145,14 @@ int scan_samples(const Image &img, SampleVisitor &v, SampleScan *scan, Msg *why)
   const uint64_t nseg = img.segment_count();
   int rc = 0;
   for (uint64_t i = 0; i < nseg;) {
+    if (i * kSegmentSize >= img.len) {  // the rest of the extent is past the end of the image
+      if (!rc) {
+        why->add("segments ").dec(i).add(" to ").dec(nseg - 1).add(" lie past the end of the file");
+        rc = PERSIST_E_CORRUPT;
+      }
+      scan->segments_skipped += nseg - i;
+      break;
+    }
     NullVisitor check;
     Msg seg_why;
     uint64_t next = i + 1;
