@@ -11,7 +11,8 @@ dir=$(mktemp -d "$base/persist-corrupt-XXXXXX") || exit 1
 if [ "${PERSIST_TEST_KEEP:-0}" = 1 ]; then echo "keeping $dir"; else trap 'rm -rf "$dir"' EXIT; fi
 
 LD_PRELOAD=$shim PERSIST_FILE=$dir/small.heap "$maker" >/dev/null || { echo "FAIL: heap_maker"; exit 1; }
-LD_PRELOAD=$shim PERSIST_FILE=$dir/huge.heap "$maker" --huge >/dev/null || { echo "FAIL: heap_maker --huge"; exit 1; }
+# The huge seed records allocation sites (a site table and sampled blocks for `persist sites`).
+LD_PRELOAD=$shim PERSIST_FILE=$dir/huge.heap PERSIST_SITES=128 "$maker" --huge >/dev/null || { echo "FAIL: heap_maker --huge"; exit 1; }
 seeds=("$dir/small.heap" "$dir/huge.heap")
 
 py=/usr/bin/python3

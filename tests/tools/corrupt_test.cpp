@@ -4,10 +4,11 @@
 //
 // Damages COUNT copies of the seed heaps (real heaps left by programs under the shim): bit flips
 // in segment headers, page descriptors and bitmaps, hostile superblock fields with valid
-// checksums, root tables pointing anywhere (or at themselves), random bytes, truncation, zeroed
-// pages, and combinations. On each damaged file it runs every reading subcommand (info, check,
-// roots, stats, blocks, strings, map, dump by root, offset or address in turn, and snapshot on
-// every tenth file) in a forked child that calls the tool's run_tool() — this binary is built with
+// checksums, root tables pointing anywhere (or at themselves), the allocation-site table and
+// sample records (PERSIST_SITES), random bytes, truncation, zeroed pages, and combinations. On
+// each damaged file it runs every reading subcommand (info, check, roots, stats, blocks, strings,
+// map, sites, dump by root, offset or address in turn, and snapshot on every tenth file) in a
+// forked child that calls the tool's run_tool() — this binary is built with
 // AddressSanitizer and UndefinedBehaviorSanitizer — with an alarm as the timeout. Every run must
 // exit with 0, 1 or 2: a signal (crash, timeout), a sanitizer report or any other status fails
 // the test, and the damaged file is kept in WORKDIR/failures for replay with `persist`.
@@ -74,10 +75,13 @@ class Damager {
   void damage() {
     fd_ = open(s_.work.c_str(), O_RDWR);
     if (fd_ < 0) perror("open"), exit(3);
-    int kind = static_cast<int>(pick(11));
-    if (kind == 10) {
+    int kind = static_cast<int>(pick(12));
+    if (kind == 11) {
       int n = 2 + static_cast<int>(pick(3));
-      for (int i = 0; i < n; ++i) one(static_cast<int>(pick(9)));
+      for (int i = 0; i < n; ++i) {
+        int k = static_cast<int>(pick(10));
+        one(k == 9 ? 10 : k);
+      }
     } else {
       one(kind);
     }
@@ -270,6 +274,10 @@ class Damager {
         snprintf(buf, sizeof buf, "truncated to %llu bytes", static_cast<unsigned long long>(at));
         break;
       }
+      case 10: {  // the allocation-site table and sample records (PERSIST_SITES)
+        sites(buf, sizeof buf);
+        break;
+      }
       default: {  // a zeroed metadata page
         uint64_t off = seg_off() + (1 + pick(kFirstDataPage - 1)) * kPageSize;
         std::vector<uint8_t> zero(kPageSize, 0);
@@ -279,6 +287,100 @@ class Damager {
       }
     }
     note(buf);
+  }
+
+  // Damage to what `persist sites` reads: the table's header, entries and modules, the
+  // superblock's pointer to it, the sampled flag of large blocks and their records, huge blocks'
+  // records.
+  void sites(char *buf, size_t len) {
+    const uint64_t t = s_.sb.sites;
+    const bool table = t && t + sizeof(SiteTable) <= s_.len;
+    switch (pick(table ? 7 : 3)) {
+      case 0: {  // a large block's descriptor gets the flag, its record garbage or hostile fields
+        uint64_t seg = pick(segments());
+        if (seg * kSegmentSize + kHeaderOffset + sizeof(SegmentHeader) > s_.len) seg = 0;
+        std::vector<uint8_t> hb = s_.read(seg * kSegmentSize + kHeaderOffset, sizeof(SegmentHeader));
+        SegmentHeader h;
+        memcpy(&h, hb.data(), sizeof h);
+        std::vector<uint32_t> heads;
+        for (uint32_t p = kFirstDataPage; p < kSegmentPages; ++p)
+          if (h.desc[p].kind == kPageLargeHead && h.desc[p].pages) heads.push_back(p);
+        if (heads.empty()) {
+          snprintf(buf, len, "no large block in segment %llu", static_cast<unsigned long long>(seg));
+          return;
+        }
+        uint32_t p = heads[pick(heads.size())];
+        PageDesc d = h.desc[p];
+        d.cls ^= pick(3) ? kLargeSampled : static_cast<uint8_t>(rng_());
+        put(seg * kSegmentSize + kHeaderOffset + offsetof(SegmentHeader, desc) + p * sizeof d, &d, sizeof d);
+        SampleRecord r{kSampleMagic, static_cast<uint32_t>(pick(2) ? pick(kSiteCapacity) : rng_()),
+                       pick(2) ? pick(100000) : interesting(), pick(4) ? 4096 : interesting(), 0};
+        if (pick(4) == 0) r.magic = static_cast<uint32_t>(rng_());
+        uint64_t end = seg * kSegmentSize + (uint64_t{p} + d.pages) * kPageSize;
+        if (pick(3)) put(end - sizeof r, &r, sizeof r);
+        snprintf(buf, len, "sampled flag / record of the large block at page %u of segment %llu", p,
+                 static_cast<unsigned long long>(seg));
+        return;
+      }
+      case 1: {  // a segment header's sample record (huge blocks)
+        uint64_t seg = pick(segments());
+        SampleRecord r{pick(3) ? kSampleMagic : static_cast<uint32_t>(rng_()),
+                       static_cast<uint32_t>(pick(2) ? pick(kSiteCapacity) : rng_()), interesting(),
+                       pick(2) ? 65536 : interesting(), rng_()};
+        put(seg * kSegmentSize + kHeaderOffset + offsetof(SegmentHeader, sample), &r, sizeof r);
+        snprintf(buf, len, "sample record in the header of segment %llu", static_cast<unsigned long long>(seg));
+        return;
+      }
+      case 2: {  // the superblock's `sites`, checksum fixed
+        Superblock sb = s_.sb;
+        sb.sites = pick(3) ? interesting() : (t ? t + 16 * pick(8) : s_.sb.root_table);
+        sb.checksum = 0;
+        sb.checksum = crc32c(&sb, sizeof sb);
+        put(0, &sb, sizeof sb);
+        put(kSuperSlotSize, &sb, sizeof sb);
+        snprintf(buf, len, "superblock sites := 0x%llx", static_cast<unsigned long long>(sb.sites));
+        return;
+      }
+      case 3: {  // the table's header
+        uint32_t v = static_cast<uint32_t>(pick(2) ? rng_() : pick(8192));
+        put(t + 4 * pick(4), &v, 4);
+        snprintf(buf, len, "site table header at 0x%llx", static_cast<unsigned long long>(t));
+        return;
+      }
+      case 4:
+      case 5: {  // an entry: live, with hostile depth, modules and offsets
+        uint64_t e = t + offsetof(SiteTable, site) + pick(kSiteCapacity) * sizeof(SiteEntry);
+        SiteEntry se;
+        std::vector<uint8_t> raw = s_.read(e, sizeof se);
+        memcpy(&se, raw.data(), sizeof se);
+        se.state = pick(4) ? kSiteLive : static_cast<uint32_t>(rng_());
+        if (pick(2)) se.depth = static_cast<uint16_t>(pick(3) ? pick(40) : rng_());
+        for (auto &m : se.module) if (pick(3) == 0) m = static_cast<uint8_t>(rng_());
+        for (auto &o : se.offset) if (pick(3) == 0) o = static_cast<uint32_t>(rng_());
+        put(e, &se, sizeof se);
+        snprintf(buf, len, "site entry at 0x%llx", static_cast<unsigned long long>(e));
+        return;
+      }
+      default: {  // a module: id length, build-id, an unterminated or hostile path
+        uint64_t e = t + offsetof(SiteTable, module) + pick(kSiteModules) * sizeof(SiteModule);
+        SiteModule m;
+        std::vector<uint8_t> raw = s_.read(e, sizeof m);
+        memcpy(&m, raw.data(), sizeof m);
+        m.state = pick(4) ? kSiteLive : static_cast<uint32_t>(rng_());
+        if (pick(2)) m.id_len = static_cast<uint32_t>(pick(2) ? pick(40) : rng_());
+        for (auto &b : m.build_id) if (pick(4) == 0) b = static_cast<uint8_t>(rng_());
+        static const char *const kPaths[] = {"/dev/zero", "/proc/self/mem", "/", "/etc/passwd",
+                                             "/dev/stdin", "", "relative/path", "/usr/bin/env"};
+        switch (pick(4)) {
+          case 0: memset(m.path, 'A' + static_cast<int>(pick(26)), sizeof m.path); break;  // no NUL
+          case 1: snprintf(m.path, sizeof m.path, "%s", kPaths[pick(8)]); break;
+          default: break;
+        }
+        put(e, &m, sizeof m);
+        snprintf(buf, len, "site module at 0x%llx", static_cast<unsigned long long>(e));
+        return;
+      }
+    }
   }
 
   Seed &s_;
@@ -395,9 +497,9 @@ int main(int argc, char **argv) {
     s.work = dir + "/damaged-" + std::to_string(i - 3) + ".heap";
     std::string cmd = "cp '" + s.path + "' '" + s.work + "'";
     if (system(cmd.c_str()) != 0) perror("cp"), exit(3);
-    printf("  seed %s: %llu bytes, extent %llu, root table at 0x%llx\n", argv[i],
+    printf("  seed %s: %llu bytes, extent %llu, root table at 0x%llx, site table at 0x%llx\n", argv[i],
            static_cast<unsigned long long>(s.len), static_cast<unsigned long long>(s.sb.size),
-           static_cast<unsigned long long>(s.sb.root_table));
+           static_cast<unsigned long long>(s.sb.root_table), static_cast<unsigned long long>(s.sb.sites));
     seeds.push_back(std::move(s));
   }
 
@@ -430,6 +532,11 @@ int main(int argc, char **argv) {
         {"persist", "strings", f, all ? "--all" : "-n6"},
         {"persist", "map", f, "-o", "/dev/null"},
     };
+    switch (rng() % 3) {
+      case 0: cmds.push_back({"persist", "sites", f}); break;
+      case 1: cmds.push_back({"persist", "sites", f, "--leaks", "--depth", "2"}); break;
+      default: cmds.push_back({"persist", "sites", f, "--top", "3", "--depth", "20"}); break;
+    }
     // dump: by root, offset or address in turn.
     if (dump_by == 0) cmds.push_back({"persist", "dump", f, "--root", rng() % 2 ? "config" : "list"});
     else if (dump_by == 1) cmds.push_back({"persist", "dump", f, "--offset", probe});

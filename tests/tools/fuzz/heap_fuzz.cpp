@@ -1,16 +1,19 @@
 // heap_fuzz.cpp — libFuzzer target over everything that reads a heap file: the superblock
-// (super_read, as heapfile_open calls it), the walk and the checker (walk.h, check.h, reach.h) and
-// the tool's readers (tools/readers.h: roots, dump, stats, blocks, strings, map), on images built
-// in memory.
+// (super_read, as heapfile_open calls it), the walk and the checker (walk.h, check.h, reach.h),
+// the sampled blocks and the site table (sitesread.h) and the tool's readers (tools/readers.h:
+// roots, dump, stats, blocks, strings, map, sites), on images built in memory.
 //
 // Input: byte 0 selects the image (bits 0-1), whether the superblock checksums are recomputed after
 // patching (bit 2: so the fuzzer gets past the CRC to hostile geometry, sizes and root table
 // offsets), JSON or text output (bit 3) and, on the image with a huge block, which one reader runs
-// (bits 4-7; the small image runs them all). Byte 1 holds reader options. The rest is either the
-// image itself (mode 0) or a list of patches applied to a real heap image built at start-up with
-// the core's region API (modes 1, 3: 2 MiB; mode 2: 12 MiB with a huge block): patch = offset
-// (4 bytes, little endian, modulo the image size), length (1 byte), bytes. A patch list keeps the
-// inputs small while the images are megabytes; the patched bytes are restored after each run.
+// (bits 4-7, modulo the 7 readers; the small images run them all). Byte 1 holds reader options.
+// The rest is either the image itself (mode 0) or a list of patches applied to a real heap image
+// built at start-up with the core's region API (mode 1: 2 MiB, its large block sampled but no site
+// table, as after a repair dropped it; mode 2: 12 MiB with a huge block; mode 3: 3 MiB; modes 2
+// and 3 with a site table and sampled large and huge blocks, written by hand: sites_image.h):
+// patch = offset (4 bytes, little endian, modulo the image size), length (1 byte), bytes. A patch
+// list keeps the inputs small while the images are megabytes; the patched bytes are restored after
+// each run.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -25,7 +28,9 @@
 #include "progress.h"
 #include "readers.h"
 #include "rootlist.h"
+#include "sitesread.h"
 #include "superblock.h"
+#include "../sites_image.h"
 
 using namespace persist;
 using namespace persist::tool;
@@ -36,12 +41,12 @@ struct Base {
   uint8_t *mem = nullptr;
   size_t len = 0;
 };
-Base g_base[2];
+Base g_base[3];
 FILE *g_null = nullptr;
 
 // A heap in `size` bytes of memory: roots, lists of strings, blocks of many classes, a large
-// block, frees (free slots and pages), optionally a huge block.
-Base build(size_t size, bool huge) {
+// block, frees (free slots and pages), optionally a huge block and a site table.
+Base build(size_t size, bool huge, bool sites) {
   Base b;
   b.len = size;
   b.mem = static_cast<uint8_t *>(aligned_alloc(kPageSize, size));
@@ -70,14 +75,49 @@ Base build(size_t size, bool huge) {
   strcpy(large, "LARGE-BLOCK");
   persist_heap_root_set(h, "large", large);
   persist_alloc(h, 100);  // leaked
+  char *hb = nullptr;
   if (huge) {
-    char *hb = static_cast<char *>(persist_alloc(h, 4u << 20));
+    hb = static_cast<char *>(persist_alloc(h, 4u << 20));
     if (hb) {
       strcpy(hb, "HUGE-BLOCK");
       persist_heap_root_set(h, "huge", hb);
     }
   }
+  char *const base = static_cast<char *>(persist_heap_base(h));
+  if (!sites) {  // the large block sampled, the site table gone (as check --repair leaves it)
+    const uint64_t off = static_cast<uint64_t>(large - base);
+    persist_close(h);
+    if (!sitesfx::mark_large(b.mem, b.len, off, sitesfx::record(3, 40000, 4096))) abort();
+    return b;
+  }
+  // PERSIST_SITES: a site table and sampled blocks (the large block above, two leaked ones, the
+  // huge block), as the recorder leaves them.
+  char *table = static_cast<char *>(persist_alloc(h, sizeof(SiteTable)));
+  char *s1 = static_cast<char *>(persist_alloc(h, 20000));
+  char *s2 = static_cast<char *>(persist_alloc(h, 70000));
+  if (!table || !s1 || !s2) abort();
+  const uint64_t offs[] = {static_cast<uint64_t>(large - base), static_cast<uint64_t>(s1 - base),
+                           static_cast<uint64_t>(s2 - base)};
+  const uint64_t sizes[] = {40000, 20000, 70000};
+  const uint64_t table_off = static_cast<uint64_t>(table - base);
+  const uint64_t huge_off = hb ? static_cast<uint64_t>(hb - base) : 0;
   persist_close(h);
+  SiteTable *t = sitesfx::make_table(b.mem, b.len, table_off);
+  if (!t) abort();
+  const uint8_t id[] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4};
+  sitesfx::add_module(t, 0, "/nonexistent/fuzz-program", id, sizeof id);
+  sitesfx::add_module(t, 1, "/nonexistent/libfuzz.so", nullptr, 0);
+  const uint8_t mods[] = {1, 2, 1, 0, 1};
+  const uint32_t frames[] = {0x1234, 0x5678, 0x9abc, 0x7fff1234, 0x40};
+  sitesfx::add_site(t, 5, 5, mods, frames);
+  sitesfx::add_site(t, 77, 2, mods + 1, frames + 1);
+  sitesfx::add_site(t, kSiteCapacity - 1, 1, mods, frames + 2);
+  const uint32_t site_of[] = {5, 77, kSiteCapacity - 1};
+  for (int i = 0; i < 3; ++i)
+    if (!sitesfx::mark_large(b.mem, b.len, offs[i], sitesfx::record(site_of[i], sizes[i], 4096)))
+      abort();
+  if (huge_off && !sitesfx::mark_huge(b.mem, b.len, huge_off, sitesfx::record(77, 4u << 20, 65536)))
+    abort();
   return b;
 }
 
@@ -113,7 +153,7 @@ void read_everything(const uint8_t *mem, size_t len, uint8_t flags, uint8_t opts
   read_roots(src.img, &roots, &problem);
 
   const bool json = flags & 8;
-  const unsigned pick = (flags >> 4) % 6;
+  const unsigned pick = (flags >> 4) % 7;
   if (all || pick == 0) roots_report(src, RootsOptions{json}, g_null);
   if (all || pick == 1) {
     StatsOptions so;
@@ -159,6 +199,14 @@ void read_everything(const uint8_t *mem, size_t len, uint8_t flags, uint8_t opts
     d.root = roots.empty() ? "config" : roots[probe % roots.size()].tag;
     dump_report(src, d, g_null);
   }
+  if (all || pick == 6) {
+    SitesOptions so;
+    so.json = json;
+    so.leaks = opts & 1;
+    so.depth = 1 + (opts >> 1) % 20;
+    so.top = (opts >> 5) % 4;
+    sites_report(src, so, g_null);
+  }
 }
 
 }  // namespace
@@ -166,8 +214,9 @@ void read_everything(const uint8_t *mem, size_t len, uint8_t flags, uint8_t opts
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   progress_disable();
   g_null = fopen("/dev/null", "w");
-  g_base[0] = build(2u << 20, false);  // one partial segment
-  g_base[1] = build(12u << 20, true);  // three segments, one huge block
+  g_base[0] = build(2u << 20, false, false);  // one partial segment
+  g_base[1] = build(12u << 20, true, true);    // three segments, one huge block
+  g_base[2] = build(3u << 20, false, true);    // one partial segment, a site table
   return 0;
 }
 
@@ -186,7 +235,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(mem);
     return 0;
   }
-  Base &b = g_base[mode == 2 ? 1 : 0];
+  Base &b = g_base[mode - 1];
   struct Saved {
     size_t off;
     std::vector<uint8_t> bytes;

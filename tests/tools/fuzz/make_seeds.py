@@ -38,6 +38,11 @@ seeds = {
     'sb_base': bytes([5, 0]) + sb_field(40, '<Q', 0xfffffffffffff000),
     'huge_header': bytes([2 | (1 << 4), 0]) + patch(SEG + HEADER + 16, struct.pack('<Q', 1 << 40)),
     'huge_segments': bytes([6 | (3 << 4), 0x10]) + patch(SEG + HEADER + 8, struct.pack('<I', 7)),
+    # the 3 MiB image with a site table (mode 3): all readers; `persist sites` with --leaks, JSON
+    'plain_sites': bytes([3, 0xff]),
+    'sites_leaks_json': bytes([3 | 8, 0x01]),
+    # the huge image, sites reader only (reader 6), its huge block's sample record damaged
+    'huge_sample': bytes([2 | (6 << 4), 0x01]) + patch(SEG + HEADER + 32, struct.pack('<II', 0x4c504d53, 5000)),
 }
 
 out = sys.argv[1]
