@@ -127,8 +127,14 @@ void free_slow(Heap *h, Span *s, void *p) {
   if (!s && !(s = span_lookup(h, p))) return report("free of a pointer that is not a block:", p);
   auto a = reinterpret_cast<uintptr_t>(p);
   switch (s->kind) {
-    case kSpanRun:
+    case kSpanRun: {
+      // Batched into a run another thread owns; at once into one in the pool (nobody would
+      // collect it) or without a thread heap.
+      ThreadHeap *th = tl_heaps[h->slot];
+      if (th->heap_id == h->id && s->owner.load(std::memory_order_relaxed))
+        return run_free_remote_batched(h, th, s, p);
       return run_free_remote(h, s, p);
+    }
     case kSpanLarge:
       if (a != s->start) return report("free of an interior pointer:", p);
       return pages_free_span(h, s);

@@ -242,6 +242,7 @@ int persist_heap_sample_sites(persist_heap_t *heap, uint64_t interval) {
 int persist_heap_stats(persist_heap_t *heap, persist_stats_t *st) {
   if (!heap || !st) return set_errno(-EINVAL);
   Heap *h = as_heap(heap);
+  persist::thread_flush_frees(h);  // this thread's batched frees count as freed
   persist::HeapReport r;
   persist::check_image(h->image(), &r, 0);
   memset(st, 0, sizeof *st);

@@ -29,15 +29,22 @@ void set_state(Superblock &sb, uint64_t state) {
 int alloc_tables(Heap *h) {
   h->shadow_bytes = (h->reserve / kPageSize) * sizeof(Span *);
   h->segs_bytes = (h->reserve / kSegmentSize + 1) * sizeof(SegInfo);
-  void *a = nullptr, *b = nullptr;
+  h->rbits_bytes = (h->reserve / kPageSize) * kWordsPerPage * 8;
+  void *a = nullptr, *b = nullptr, *c = nullptr;
   int rc = os::map_anon(h->shadow_bytes, &a);
   if (rc) return rc;
   if ((rc = os::map_anon(h->segs_bytes, &b))) {
     os::unmap(a, h->shadow_bytes);
     return rc;
   }
+  if ((rc = os::map_anon(h->rbits_bytes, &c))) {
+    os::unmap(a, h->shadow_bytes);
+    os::unmap(b, h->segs_bytes);
+    return rc;
+  }
   h->shadow = static_cast<Span **>(a);
   h->segs = static_cast<SegInfo *>(b);
+  h->rbits = static_cast<uint64_t *>(c);
   return 0;
 }
 
@@ -65,6 +72,7 @@ void teardown(Heap *h) {
   release_spans(h);
   if (h->shadow) os::unmap(h->shadow, h->shadow_bytes);
   if (h->segs) os::unmap(h->segs, h->segs_bytes);
+  if (h->rbits) os::unmap(h->rbits, h->rbits_bytes);
   if (h->base && !h->region) os::unmap(h->base, h->reserve);
   if (h->fd >= 0) os::close_file(h->fd);
   slot_release(h->slot);

@@ -85,6 +85,7 @@ enum SpanKind : uint8_t { kSpanNone = 0, kSpanFree, kSpanRun, kSpanLarge, kSpanH
 // Volatile description of a span of pages: a run of small blocks, a large block, a huge block, or
 // free pages. Fields used by the allocation fast path come first.
 struct Span {
+  // -- the owner's: written by the allocation and free fast paths
   Block *free;          // run: local free list (owner only)
   uint32_t used;        // run: blocks whose bit is set (owner only)
   uint32_t capacity;    // run: blocks in the run
@@ -92,24 +93,31 @@ struct Span {
   uint64_t recip;       // run: ceil(2^40 / block size)
   uint64_t *bitmap;     // run: persistent allocation bits (in the segment header)
   uint32_t bsize;       // run: block size
-  uint8_t kind;         // SpanKind
   uint8_t cls;          // run: size class
-  uint8_t full;         // run: out of its owner's class list because nothing was free
   uint8_t zeroed;       // free/large: every page reads as zero (fresh or punched)
+  uint8_t backed;       // free/large: disk space reserved for every page
+  uint8_t sampled;      // large: a sampled allocation; its SampleRecord ends the span
   char *bump;           // run: first never-used block; blocks from here on are free
   char *bump_end;       // run: end of the last block
-  std::atomic<Block *> remote;       // run: blocks freed by other threads
-  std::atomic<ThreadHeap *> owner;   // run: owning thread heap, nullptr when in the pool
-  std::atomic<uint8_t> notified;     // run: queued on its owner's notify stack
-  uint8_t backed;       // free/large: disk space reserved for every page
+  // -- read by threads that free into the run, written rarely: a cache line of its own, so
+  // that a producer's allocations and a consumer's frees do not pass lines back and forth
+  alignas(64) std::atomic<ThreadHeap *> owner;  // run: owning thread heap, nullptr in the pool
+  uint64_t *rbits;      // run: blocks freed by other threads, one bit each (Heap::rbits)
+  uintptr_t rstart;     // run: start and recip again, for the other threads
+  uint64_t rrecip;
+  uint8_t kind;         // SpanKind
+  uint8_t full;         // run: out of its owner's class list because nothing was free
+  std::atomic<uint8_t> notified;  // run: queued on its owner's notify stack
   uint8_t in_list;      // linked in some SpanList
-  uint8_t sampled;      // large: a sampled allocation; its SampleRecord ends the span
-  Span *next, *prev;    // SpanList links
   Span *notify_next;    // owner's notify stack link
-  uint64_t page;        // global page index of the first page
+  // -- written by the threads that free into the run; the page allocator's fields
+  alignas(64) std::atomic<uint32_t> rpending;  // run: remote frees since the owner collected
   uint32_t pages;       // length in pages (huge: pages of the whole block)
+  Span *next, *prev;    // SpanList links
+  uint64_t page;        // global page index of the first page
   uint32_t segments;    // huge / free segment ranges: segments covered
 };
+static_assert(sizeof(Span) == 192, "three cache lines");
 
 struct SpanList {
   Span *head = nullptr;
@@ -129,6 +137,11 @@ struct ThreadHeap {
   uint64_t heap_id;             // Heap::id of the open it belongs to
   int64_t sample_left;          // bytes to allocate before the next sample (sites.h)
   uint64_t sample_rng;          // the sampler's random state
+  // Blocks this thread freed into another thread's run pend_span, handed over in one batch
+  // (run.cpp).
+  Span *pend_span;
+  uint32_t pend_count;
+  void *pend[32];
   SpanList runs[kNumClasses];   // owned runs with (possibly) free blocks, cur included
   SpanList full;                // owned runs with nothing free (any class)
   std::atomic<Span *> notify;   // full runs that received remote frees
@@ -160,6 +173,9 @@ struct Heap : persist_heap {
   Msg notes;                    // things open noticed and left alone (changed program images)
   unsigned slot = kMaxSlots;  // thread-local fast path slot (kMaxSlots: none, locked path)
   Span **shadow = nullptr;  // per page of the reserve
+  uint64_t *rbits = nullptr;  // per page of the reserve, kWordsPerPage words: remote-free bits,
+                              // laid out like the allocation bitmaps (a run's from its head page)
+  uint64_t rbits_bytes = 0;
   SegInfo *segs = nullptr;  // per segment of the reserve
   uint64_t shadow_bytes = 0, segs_bytes = 0;
 
@@ -277,6 +293,9 @@ Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls);
 void run_pool_insert(Heap *h, Span *runs);  // discovered runs (a list through ->next)
 void run_abandon(Heap *h, Span *s);      // pool_lock held: the owner gives the run up
 void run_free_remote(Heap *h, Span *s, void *p);  // a block freed by a non-owner
+void run_free_remote_batched(Heap *h, ThreadHeap *th, Span *s, void *p);  // the same, batched
+void run_flush_remote(Heap *h, ThreadHeap *th);  // hand th's batch over now
+void thread_flush_frees(Heap *h);  // the calling thread's batch, if it has a thread heap on h
 
 // ---- thread.cpp: thread heaps and the fast paths
 ThreadHeap *thread_heap_slow(Heap *h);   // the calling thread's, created on demand (or null)

@@ -74,7 +74,11 @@ void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh) {
   // A fresh run's blocks are carved lazily from the bump area; a discovered run's free blocks are
   // found from its bitmap when it is adopted.
   s->bump = fresh ? reinterpret_cast<char *>(s->start) : s->bump_end;
-  s->remote.store(nullptr, std::memory_order_relaxed);
+  s->rbits = h->rbits + s->page * kWordsPerPage;
+  s->rstart = s->start;
+  s->rrecip = s->recip;
+  if (fresh) memset(s->rbits, 0, (uint64_t{ci.capacity} + 63) / 64 * 8);
+  s->rpending.store(0, std::memory_order_relaxed);
   s->owner.store(nullptr, std::memory_order_relaxed);
   s->notified.store(0, std::memory_order_relaxed);
 }
@@ -97,21 +101,42 @@ void run_extend(Span *s) {
   s->bump = last + s->bsize;
 }
 
-bool run_collect_remote(Span *s) {
-  Block *b = s->remote.exchange(nullptr, std::memory_order_acquire);
-  if (!b) return false;
-  while (b) {
-    Block *next = b->next;
-    if (clear_bit(s, reinterpret_cast<uintptr_t>(b))) {
+namespace {
+
+// Apply the remote-free bits of run s to its bitmap (the owner, or pool_lock without one): each
+// block's persistent bit is cleared (the commit point of the free); with `relink`, the block goes
+// on the run's free list too. Returns the number of blocks freed.
+uint32_t apply_remote_bits(Span *s, bool relink) {
+  uint32_t words = (s->capacity + 63) / 64, n = 0;
+  for (uint32_t w = 0; w < words; ++w) {
+    if (!__atomic_load_n(&s->rbits[w], __ATOMIC_RELAXED)) continue;
+    uint64_t bits = __atomic_exchange_n(&s->rbits[w], 0, __ATOMIC_ACQUIRE);
+    while (bits) {
+      unsigned b = static_cast<unsigned>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      uintptr_t p = s->start + uint64_t{w * 64 + b} * s->bsize;
+      if (!clear_bit(s, p)) {
+        report("double free (detected when a remote free was applied) of", reinterpret_cast<void *>(p));
+        continue;
+      }
       PERSIST_CRASH_POINT("remote.apply");
-      b->next = s->free;
-      s->free = b;
-    } else {
-      report("double free (detected when a remote free was applied) of", b);
+      ++n;
+      if (relink) {
+        auto *blk = reinterpret_cast<Block *>(p);
+        blk->next = s->free;
+        s->free = blk;
+      }
     }
-    b = next;
   }
-  return true;
+  return n;
+}
+
+}  // namespace
+
+bool run_collect_remote(Span *s) {
+  if (!s->rpending.load(std::memory_order_relaxed)) return false;
+  s->rpending.exchange(0, std::memory_order_acquire);
+  return apply_remote_bits(s, true) != 0;
 }
 
 Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls) {
@@ -120,12 +145,8 @@ Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls) {
   for (int i = 0; i < kAdoptTries && !pool.empty(); ++i) {
     Span *s = pool.pop();
     // Without an owner the pool lock stands in for one: apply what other threads handed back.
-    Block *b = s->remote.exchange(nullptr, std::memory_order_acquire);
-    while (b) {
-      Block *next = b->next;
-      clear_bit(s, reinterpret_cast<uintptr_t>(b));
-      b = next;
-    }
+    s->rpending.store(0, std::memory_order_relaxed);
+    apply_remote_bits(s, false);
     if (s->used == s->capacity && s->bump >= s->bump_end) {
       pool.push_back(s);  // full: look at it again later
       continue;
@@ -152,12 +173,8 @@ void run_pool_insert(Heap *h, Span *runs) {
 void run_abandon(Heap *h, Span *s) {
   // pool_lock held; the caller was the owner
   s->owner.store(nullptr, std::memory_order_release);
-  Block *b = s->remote.exchange(nullptr, std::memory_order_acquire);
-  while (b) {
-    Block *next = b->next;
-    clear_bit(s, reinterpret_cast<uintptr_t>(b));
-    b = next;
-  }
+  s->rpending.store(0, std::memory_order_relaxed);
+  apply_remote_bits(s, false);
   __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
   if (s->used == 0 && !s->notified.load(std::memory_order_acquire)) {
     pages_free_span(h, s);
@@ -166,16 +183,28 @@ void run_abandon(Heap *h, Span *s) {
   h->pool[s->cls].push(s);
 }
 
-void run_free_remote(Heap *h, Span *s, void *p) {
-  auto *blk = reinterpret_cast<Block *>(s->start + uint64_t{block_index(s, reinterpret_cast<uintptr_t>(p))} * s->bsize);
+namespace {
+
+// Hand blocks p[0..n) of run s over to the run: their remote-free bits set (one atomic OR per
+// bitmap word) while it has an owner, their bitmap bits cleared under pool_lock while it has none.
+// Nothing touches the blocks themselves: their cache lines stay with the thread that uses them.
+void free_remote_blocks(Heap *h, Span *s, void *const *p, uint32_t n) {
   for (;;) {
     ThreadHeap *owner = s->owner.load(std::memory_order_acquire);
     if (owner) {
-      Block *head = s->remote.load(std::memory_order_relaxed);
-      do blk->next = head;
-      while (!s->remote.compare_exchange_weak(head, blk, std::memory_order_seq_cst,
-                                               std::memory_order_relaxed));
-      // The owner parks an exhausted run as full and then re-checks `remote`; we pushed and now
+      uint32_t word = UINT32_MAX;
+      uint64_t mask = 0;
+      for (uint32_t i = 0; i < n; ++i) {
+        auto idx = static_cast<uint32_t>(((reinterpret_cast<uintptr_t>(p[i]) - s->rstart) * s->rrecip) >> kRecipShift);
+        if (idx >> 6 != word) {
+          if (mask) __atomic_fetch_or(&s->rbits[word], mask, __ATOMIC_RELEASE);
+          word = idx >> 6, mask = 0;
+        }
+        mask |= uint64_t{1} << (idx & 63);
+      }
+      __atomic_fetch_or(&s->rbits[word], mask, __ATOMIC_RELEASE);
+      s->rpending.fetch_add(n, std::memory_order_seq_cst);
+      // The owner parks an exhausted run as full and then re-checks `rpending`; we counted and now
       // check `full`: one of the two sees the other (both sides order with a full fence).
       if (__atomic_load_n(&s->full, __ATOMIC_SEQ_CST) &&
           s->notified.exchange(1, std::memory_order_acq_rel) == 0) {
@@ -189,17 +218,43 @@ void run_free_remote(Heap *h, Span *s, void *p) {
     Guard g(h->pool_lock);
     if (s->owner.load(std::memory_order_acquire)) continue;  // adopted meanwhile
     if (s->kind != kSpanRun) {
-      report("free of a pointer into a released run:", p);
+      report("free of a pointer into a released run:", p[0]);
       return;
     }
-    if (!clear_bit(s, reinterpret_cast<uintptr_t>(blk))) {
-      report("double free of", blk);
-      return;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (!clear_bit(s, reinterpret_cast<uintptr_t>(p[i]))) report("double free of", p[i]);
+      PERSIST_CRASH_POINT("pool.free");
     }
-    PERSIST_CRASH_POINT("pool.free");
     if (s->used == 0 && !s->notified.load(std::memory_order_acquire)) release_unowned(h, s);
     return;
   }
+}
+
+constexpr uint32_t kRemoteBatch = sizeof(ThreadHeap::pend) / sizeof(void *);
+
+}  // namespace
+
+void run_free_remote(Heap *h, Span *s, void *p) { free_remote_blocks(h, s, &p, 1); }
+
+// A producer/consumer pattern frees many blocks of the same run in a row: they are collected
+// here and handed over together. Until then they stay allocated (their bits set: the run cannot
+// be released, a crash leaks them to the collector), at most kRemoteBatch blocks per thread.
+void run_free_remote_batched(Heap *h, ThreadHeap *th, Span *s, void *p) {
+  if (th->pend_span != s) {
+    if (th->pend_span) run_flush_remote(h, th);
+    th->pend_span = s;
+  }
+  th->pend[th->pend_count] = p;
+  if (++th->pend_count >= kRemoteBatch) run_flush_remote(h, th);
+}
+
+void run_flush_remote(Heap *h, ThreadHeap *th) {
+  Span *s = th->pend_span;
+  if (!s) return;
+  uint32_t n = th->pend_count;
+  th->pend_span = nullptr;
+  th->pend_count = 0;
+  free_remote_blocks(h, s, th->pend, n);
 }
 
 int heap_discover_one(Heap *h) {

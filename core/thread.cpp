@@ -37,6 +37,7 @@ std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
 std::atomic<uint32_t> g_slots{0};
 
 void retire(Heap *h, ThreadHeap *th) {
+  run_flush_remote(h, th);  // before the locks: it may take pool_lock
   Guard t(h->threads_lock);
   if (!th->thread_state) return;
   th->thread_state = 0;
@@ -102,7 +103,7 @@ bool park_full(ThreadHeap *th, Span *s) {
   th->runs[s->cls].remove(s);
   th->full.push(s);
   __atomic_store_n(&s->full, 1, __ATOMIC_SEQ_CST);
-  if (!s->remote.load(std::memory_order_seq_cst)) return true;
+  if (!s->rpending.load(std::memory_order_seq_cst)) return true;
   __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
   th->full.remove(s);
   th->runs[s->cls].push(s);
@@ -207,7 +208,14 @@ Span *small_refill(Heap *h, ThreadHeap *th, unsigned cls) {
   return s;
 }
 
+void thread_flush_frees(Heap *h) {
+  if (h->slot >= kMaxSlots) return;
+  ThreadHeap *th = tl_heaps[h->slot];
+  if (th->heap_id == h->id) run_flush_remote(h, th);
+}
+
 void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
+  if (th->pend_span) run_flush_remote(h, th);  // the blocks may be what another thread needs
   Span *s = small_refill(h, th, cls);
   if (!s) return nullptr;
   Block *b = s->free;
