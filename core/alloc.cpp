@@ -75,8 +75,6 @@ void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero) {
   return reinterpret_cast<void *>(s->start);
 }
 
-__thread int tl_sampling;  // inside sampled_alloc: allocations made meanwhile are not sampled
-
 // A sampled allocation (sites.h): a span of its own, page-aligned, carrying its SampleRecord —
 // a large block at the end of its span, committed by the kLargeSampled flag in its descriptor; a
 // huge block in its segment header, committed by the record's magic. nullptr: allocate normally

@@ -8,13 +8,15 @@
 // dirty one costs the same plus, later, O(metadata) per segment touched.
 //
 // Ownership: a run (Span of kind kSpanRun) belongs to at most one ThreadHeap (`owner`); only the
-// owner touches its free list, counters and bitmap words. Other threads hand blocks back through
-// `remote` (an atomic stack); the owner applies them to the bitmap later. A run with no owner is
-// in the heap's pool and protected by pool_lock.
+// owner touches its free list, counters and bitmap words. Other threads hand blocks back by setting
+// their bits in `rbits` (atomic ORs, batched per thread) and counting them in `rpending`; the
+// owner applies them to the bitmap later. A run with no owner is in the heap's pool and protected
+// by pool_lock.
 //
 // Lock order (outermost first; never take an earlier one while holding a later one):
 //   the heap file's OFD lock > roots_lock > threads_lock > shared_lock > pool_lock > page_lock >
-//   super_lock > the metadata pools (meta.cpp); actions_lock is taken alone (publish.cpp)
+//   super_lock > the metadata pools (meta.cpp); actions_lock is taken alone (publish.cpp), and so
+//   is sites_lock (sites.cpp; fork.cpp takes it first)
 #pragma once
 
 #include <atomic>

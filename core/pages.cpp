@@ -253,32 +253,40 @@ void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool
   s->pages = pages;
   s->zeroed = zeroed;
   s->backed = backed;
-  // retained_pages counts the pages of backed free spans: a span merged with an unbacked
-  // neighbour is unbacked as a whole (reusing it backs all of it again, harmlessly).
+  // Neighbours are merged when both are backed or both are not: a backed span merged into an
+  // unbacked one would be backed again (a fallocate) at every reuse, as when a program frees and
+  // allocates the same few pages next to the unbacked rest of a new segment. They are merged
+  // anyway when together they make a whole free segment (which can then be released).
+  // retained_pages counts the pages of backed free spans.
   uint64_t uncount = 0;
   uint64_t end = page + pages;
+  Span *n = nullptr, *p = nullptr;
   if (end < seg_end(h, page)) {
-    Span *n = h->shadow[end];
-    if (n && n->kind == kSpanFree && n->page == end) {
-      bin_remove(h, n);
-      if (n->backed) uncount += n->pages;
-      s->pages += n->pages;
-      s->zeroed &= n->zeroed;
-      s->backed &= n->backed;
-      meta_span_free(n);
-    }
+    n = h->shadow[end];
+    if (!(n && n->kind == kSpanFree && n->page == end)) n = nullptr;
   }
   if (page > seg_first_data(page)) {
-    Span *p = h->shadow[page - 1];
-    if (p && p->kind == kSpanFree && p->page + p->pages == page) {
-      bin_remove(h, p);
-      if (p->backed) uncount += p->pages;
-      p->pages += s->pages;
-      p->zeroed &= s->zeroed;
-      p->backed &= s->backed;
-      meta_span_free(s);
-      s = p;
-    }
+    p = h->shadow[page - 1];
+    if (!(p && p->kind == kSpanFree && p->page + p->pages == page)) p = nullptr;
+  }
+  const bool whole = uint64_t{pages} + (n ? n->pages : 0) + (p ? p->pages : 0) ==
+                     kSegmentPages - kFirstDataPage;
+  if (n && (whole || n->backed == s->backed)) {
+    bin_remove(h, n);
+    if (n->backed) uncount += n->pages;
+    s->pages += n->pages;
+    s->zeroed &= n->zeroed;
+    s->backed &= n->backed;
+    meta_span_free(n);
+  }
+  if (p && (whole || p->backed == s->backed)) {
+    bin_remove(h, p);
+    if (p->backed) uncount += p->pages;
+    p->pages += s->pages;
+    p->zeroed &= s->zeroed;
+    p->backed &= s->backed;
+    meta_span_free(s);
+    s = p;
   }
   h->shadow[s->page] = s;
   h->shadow[s->page + s->pages - 1] = s;

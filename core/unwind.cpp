@@ -3,9 +3,6 @@
 
 #include <dlfcn.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>  // types and register numbers only: the functions come from dlopen
-
 #include <atomic>
 
 #include "heap.h"
@@ -13,19 +10,10 @@
 namespace persist {
 namespace {
 
-using GetContextFn = int (*)(unw_context_t *);
-using InitLocalFn = int (*)(unw_cursor_t *, unw_context_t *);
-using StepFn = int (*)(unw_cursor_t *);
-using GetRegFn = int (*)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
+using BacktraceFn = int (*)(void **, int);
 
-struct Unwinder {
-  GetContextFn getcontext;
-  InitLocalFn init_local;
-  StepFn step;
-  GetRegFn get_reg;
-};
-
-Unwinder g_unw;
+BacktraceFn g_backtrace;
+__thread int tl_ready;  // unwind_thread_setup ran in this thread
 std::atomic<int> g_state{0};  // 0 not tried, 1 loaded, -1 unavailable
 Lock g_load_lock;
 
@@ -39,40 +27,36 @@ bool unwind_load(Msg *why) {
   }
   // RTLD_LOCAL: its _Unwind_* symbols must not take the place of libgcc's for the program.
   void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-  Unwinder u{};
-  if (lib) {
-    u.getcontext = reinterpret_cast<GetContextFn>(dlsym(lib, "_Ux86_64_getcontext"));
-    u.init_local = reinterpret_cast<InitLocalFn>(dlsym(lib, "_ULx86_64_init_local"));
-    u.step = reinterpret_cast<StepFn>(dlsym(lib, "_ULx86_64_step"));
-    u.get_reg = reinterpret_cast<GetRegFn>(dlsym(lib, "_ULx86_64_get_reg"));
-  }
-  if (!lib || !u.getcontext || !u.init_local || !u.step || !u.get_reg) {
+  BacktraceFn bt = lib ? reinterpret_cast<BacktraceFn>(dlsym(lib, "unw_backtrace")) : nullptr;
+  if (!bt) {
     const char *err = dlerror();
     why->add("libunwind (libunwind.so.8) could not be loaded");
     if (err) why->add(": ").add(err);
     g_state.store(-1, std::memory_order_release);
     return false;
   }
-  g_unw = u;
+  g_backtrace = bt;
   g_state.store(1, std::memory_order_release);
   return true;
 }
 
+void unwind_thread_setup() {
+  if (tl_ready || g_state.load(std::memory_order_acquire) != 1) return;
+  void *pc[2];
+  g_backtrace(pc, 2);  // allocates libunwind's thread-local storage and trace cache
+  tl_ready = 1;
+}
+
 int unwind_backtrace(uintptr_t *pcs, int max, uintptr_t skip_lo, uintptr_t skip_hi) {
-  if (g_state.load(std::memory_order_acquire) != 1) return 0;
-  unw_context_t ctx;
-  unw_cursor_t cur;
-  if (g_unw.getcontext(&ctx) != 0 || g_unw.init_local(&cur, &ctx) != 0) return 0;
-  int n = 0;
-  bool leading = true;
-  while (n < max && g_unw.step(&cur) > 0) {
-    unw_word_t ip = 0;
-    if (g_unw.get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0) break;
-    if (leading && ip >= skip_lo && ip < skip_hi) continue;  // the allocator's own frames
-    leading = false;
-    pcs[n++] = ip;
-  }
-  return n;
+  if (!tl_ready || g_state.load(std::memory_order_acquire) != 1) return 0;
+  constexpr int kSkipMax = 16;  // the allocator's own frames: a handful
+  void *raw[32 + kSkipMax];
+  if (max > 32) max = 32;
+  int n = g_backtrace(raw, max + kSkipMax), first = 0;
+  while (first < n && reinterpret_cast<uintptr_t>(raw[first]) - skip_lo < skip_hi - skip_lo) ++first;
+  int out = 0;
+  for (int i = first; i < n && out < max; ++i) pcs[out++] = reinterpret_cast<uintptr_t>(raw[i]);
+  return out;
 }
 
 }  // namespace persist
