@@ -177,13 +177,6 @@ void own_code(Heap *h) {
 
 __thread int tl_sampling;
 
-void sites_thread_setup(Heap *h) {
-  if (!h->sites_interval || tl_sampling) return;
-  tl_sampling = 1;
-  unwind_thread_setup();
-  tl_sampling = 0;
-}
-
 int sites_enable(Heap *h, uint64_t interval, Msg *why) {
   if (!interval) {
     h->sites_interval = 0;
@@ -211,7 +204,6 @@ int sites_enable(Heap *h, uint64_t interval, Msg *why) {
     refresh_modules(h);
   }
   __atomic_store_n(&h->sites_interval, interval, __ATOMIC_RELEASE);
-  sites_thread_setup(h);
   // Threads that allocate already wait for INT64_MAX bytes: make them draw now. (A relaxed store
   // to a counter its owner decrements without atomics: at worst one decrement is lost.)
   Guard g(h->threads_lock);
@@ -241,9 +233,6 @@ uint32_t sites_record(Heap *h) {
   Guard g(h->sites_lock);  // also serialises libunwind's walks (fork.cpp takes this lock)
   SiteCache *c = h->site_cache;
   if (!h->sites || !c) return kNoSite;
-  // A thread that was already allocating when recording was turned on is set up at its first
-  // sample (the caller holds tl_sampling: ld.so's allocation is not sampled).
-  unwind_thread_setup();
   int n = unwind_backtrace(pcs, kSiteFrames, h->sites_skip_lo, h->sites_skip_hi);
   if (n <= 0) return kNoSite;
   uint64_t key = static_cast<uint64_t>(n);

@@ -29,14 +29,10 @@ int sites_enable(Heap *h, uint64_t interval, Msg *why);
 // The next sampling distance for th (INT64_MAX when recording is off).
 int64_t sites_draw(Heap *h, ThreadHeap *th);
 
-// Set while this thread records a site or sets up libunwind: allocations made meanwhile (ld.so's,
-// for libunwind's thread-local storage) are not sampled.
+// Set while this thread records a site: an allocation made meanwhile is not sampled (the one
+// there is: ld.so's, for libunwind's thread-local storage, when a thread sets up unw_backtrace's
+// cache; unwind.h).
 extern __thread int tl_sampling;
-
-// Prepare the calling thread for taking backtraces (libunwind's per-thread cache; its one
-// allocation, through ld.so, happens here rather than while a sample is taken). Called when a
-// thread heap is created while recording is on, and by sites_enable for the calling thread.
-void sites_thread_setup(Heap *h);
 
 // The caller's call stack interned in the site table: its index, or kNoSite when it could not be
 // recorded (no backtrace, table full). Takes sites_lock; call with no other lock held.

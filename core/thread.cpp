@@ -151,7 +151,6 @@ ThreadHeap *thread_heap_slow(Heap *h) {
     tl_key_set = 1;
     pthread_setspecific(g_key, reinterpret_cast<void *>(1));
   }
-  sites_thread_setup(h);  // with the thread heap in place: ld.so may allocate for libunwind
   return th;
 }
 

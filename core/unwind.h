@@ -1,12 +1,15 @@
 // unwind.h — short backtraces for allocation-site sampling, through libunwind.
 //
 // libunwind (Debian's libunwind8) is loaded with dlopen when site recording is enabled, so that
-// libpersist.so itself needs nothing but libc. Backtraces use its fast path, unw_backtrace, which
-// keeps a per-thread cache of frame layouts (tens of nanoseconds a backtrace, against micro-
-// seconds for a unw_step walk, which also blocks and unblocks signals with two system calls per
-// frame). That cache lives in libunwind's thread-local storage, which ld.so allocates with malloc
-// the first time a thread touches it: unwind_thread_setup() does that once per thread, when the
-// thread's heap is created, so that taking a backtrace never allocates.
+// libpersist.so itself needs nothing but libc. Two ways to walk: unw_step, which allocates
+// nothing and needs no set-up, but blocks and unblocks signals (two system calls) per frame,
+// about 4 us a backtrace; and libunwind's fast path, unw_backtrace, tens of nanoseconds with its
+// per-thread cache of frame layouts, which costs about 90 us to set up in each thread (and one
+// small allocation by ld.so for libunwind's thread-local storage). A thread takes its first
+// backtraces with unw_step and switches once it has taken enough for the cache to pay: threads
+// that sample little (short-lived ones) never pay for it, and those that sample a lot pay for it
+// once. The switch happens inside a sample (sites.h: tl_sampling keeps ld.so's allocation from
+// being sampled in turn).
 #pragma once
 
 #include <cstdint>
@@ -20,13 +23,10 @@ namespace persist {
 // an allocation.
 bool unwind_load(Msg *why);
 
-// Set up libunwind's per-thread state for the calling thread (once per thread; may allocate
-// through ld.so). Call where a nested allocation is safe and is not itself sampled.
-void unwind_thread_setup();
-
 // Return addresses of the current call stack, innermost first, skipping frames inside the
-// address range [skip_lo, skip_hi) while they lead the stack. At most `max` (<= 32). Never
-// allocates once unwind_thread_setup() ran in this thread. 0 when libunwind is not loaded.
+// address range [skip_lo, skip_hi) while they lead the stack. At most `max` (<= 32). Allocates
+// nothing but once per thread, when it sets up unw_backtrace (above). 0 when libunwind is not
+// loaded.
 int unwind_backtrace(uintptr_t *pcs, int max, uintptr_t skip_lo, uintptr_t skip_hi);
 
 }  // namespace persist

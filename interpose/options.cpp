@@ -46,12 +46,14 @@ constexpr OptionRow kTable[] = {
     {"PERSIST_SYNC", kChoice, "never", 1, 3600000,
      "never; exit (msync+fsync at exit, then the clean mark); or an interval in milliseconds"},
     {"PERSIST_SITES", kChoice, "off", 1, uint64_t{1} << 40,
-     "record allocation sites: off; on (one sample per 2M allocated, on average); or the mean "
+     "record allocation sites: off; on (one sample per 4M allocated, on average); or the mean "
      "sampling interval in bytes (K/M/G suffixes)"},
 };
-// tcmalloc's default. A sample costs a backtrace (libunwind's DWARF walk, 1-3 us) and a span of its
-// own; churn workloads allocate several GB/s, so jemalloc's 512 KiB would cost them 10-30%.
-constexpr uint64_t kSitesDefaultInterval = 2 << 20;
+// A sample costs about 0.2 us once its thread uses unw_backtrace, and about 4 us while it walks
+// with unw_step (a thread's first 24 samples, core/unwind.h). Churn benchmarks allocate several
+// GB/s, and larson starts a thousand threads a second: at 2 MiB (tcmalloc's default) it slowed
+// by 6-8%, at 4 MiB by 3-4% (bench/: T11, under 5%).
+constexpr uint64_t kSitesDefaultInterval = 4 << 20;
 constexpr const char *kBusyNames[] = {"volatile", "wait", "fail"};
 
 void warn(const char *name, const char *value, const char *why) {

@@ -234,7 +234,7 @@ def sampling(libpersist, shm_dir, where, runs, warmup, quick):
     from .workloads import workloads
     off = Allocator("persist-shm", libpersist, shm_dir)
     on = Allocator("persist-sites", libpersist, shm_dir, {"PERSIST_SITES": "on"})
-    out = {"interval": "on (2 MiB)", "rows": {}}
+    out = {"interval": "on (4 MiB)", "rows": {}}
     for w in workloads():
         if w.name not in SAMPLING_ROWS:
             continue

@@ -403,10 +403,10 @@ print("end")' 2>"$TMP/py.err")
     grep -q "^libpersist: PERSIST_FILE=$heap " "$TMP/v.err" || fail "PERSIST_VERBOSE=1 does not print the configuration"
     grep -q "^libpersist: heap $heap at 0x" "$TMP/v.err" || fail "PERSIST_VERBOSE=1 does not print the heap opened"
     check_heap "$heap" "verbose run"
-    # PERSIST_SITES=on: the default interval (2 MiB), shown by PERSIST_VERBOSE.
+    # PERSIST_SITES=on: the default interval (4 MiB), shown by PERSIST_VERBOSE.
     out=$(timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" PERSIST_VERBOSE=1 PERSIST_SITES=on "$HELLO" 2>"$TMP/s.err")
     [ "$out" = "$ref" ] || fail "PERSIST_SITES=on: output differs"
-    grep -q " PERSIST_SITES=2097152 " "$TMP/s.err" || { fail "PERSIST_SITES=on is not the 2M default"; show "$TMP/s.err"; }
+    grep -q " PERSIST_SITES=4194304 " "$TMP/s.err" || { fail "PERSIST_SITES=on is not the 4M default"; show "$TMP/s.err"; }
     check_heap "$heap" "PERSIST_SITES=on run"
     ;;
   *) echo "unknown case $CASE"; exit 64 ;;

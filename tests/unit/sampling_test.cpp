@@ -1,5 +1,7 @@
 // sampling_test.cpp — the allocation-site recorder (core/sites.h): it allocates nothing (this
-// executable interposes the libc malloc family and counts calls made while the heap samples),
+// executable interposes the libc malloc family and counts calls made while the heap samples;
+// the one allocation a thread makes when it switches to unw_backtrace, unwind.h, is left out of
+// the counts but for a test of its own),
 // works from many threads at once, ties each sampled block to its call stack as (module, offset)
 // frames, and sampled blocks behave like any other block: usable size, realloc, calloc, alignment,
 // free, reopen, the collector and persist_heap_check.
@@ -148,6 +150,15 @@ bool frame_in(const persist::SiteTable *t, uint32_t s, void *fn, uintptr_t bias)
   return false;
 }
 
+// The recorded offset of the frame inside fn (0 if none), to compare two sites' frames there.
+uint32_t frame_offset_in(const persist::SiteTable *t, uint32_t s, void *fn, uintptr_t bias) {
+  uintptr_t lo = reinterpret_cast<uintptr_t>(fn) - bias;
+  const persist::SiteEntry &e = t->site[s];
+  for (unsigned i = 0; i < e.depth && i < persist::kSiteFrames; ++i)
+    if (e.module[i] && e.offset[i] > lo && e.offset[i] <= lo + 256) return e.offset[i];
+  return 0;
+}
+
 // The sample record of a live sampled block p (nullptr if p is not sampled).
 const persist::SampleRecord *sample_of(Heap *h, void *p) {
   persist::Span *s = persist::span_lookup(h, p);  // discovers p's segment after a reopen
@@ -160,6 +171,12 @@ const persist::SampleRecord *sample_of(Heap *h, void *p) {
     return r.magic == persist::kSampleMagic ? &r : nullptr;
   }
   return nullptr;
+}
+
+// Enough sampled allocations (interval 1 or small) for the calling thread to switch to
+// unw_backtrace, outside any count: ld.so allocates libunwind's thread-local storage then.
+void warm_up(persist_heap_t *h) {
+  for (int i = 0; i < 40; ++i) persist_free(h, site_a(h, 8192));
 }
 
 class SitesTest : public ::testing::Test {
@@ -199,6 +216,8 @@ TEST_F(SitesTest, RecorderDoesNotAllocateAndTiesBlocksToSites) {
   };
   std::vector<Made> made;
   made.reserve(3000);
+  warm_up(h_);
+  const uint64_t warm_samples = h->samples.load();
   g_libc_calls = 0;
   tl_counting = true;
   for (int i = 0; i < 1000; ++i) {
@@ -210,7 +229,7 @@ TEST_F(SitesTest, RecorderDoesNotAllocateAndTiesBlocksToSites) {
   }
   tl_counting = false;
   EXPECT_EQ(0, g_libc_calls.load()) << "the recorder called the libc malloc family from\n" << callers();
-  EXPECT_EQ(3000u, h->samples.load());
+  EXPECT_EQ(3000u, h->samples.load() - warm_samples);
   EXPECT_EQ(0u, h->samples_lost.load());
 
   const uintptr_t bias = own_bias();
@@ -263,6 +282,7 @@ TEST_F(SitesTest, ManyThreads) {
   for (int t = 0; t < kThreads; ++t)
     ts.emplace_back([&, t] {
       persist_free(h_, persist_alloc(h_, 16));  // the thread's heap (pthread keys may calloc)
+      warm_up(h_);
       kept[t].reserve(40000);
       tl_counting = true;
       ptest::Rng rng(static_cast<uint64_t>(t) + 1);
@@ -334,12 +354,38 @@ TEST_F(SitesTest, SamplesSurviveReopenAndCollection) {
   // Called from another line of this test: another site, whose innermost frame (in site_a, from
   // the same module entry of the table) is the same.
   const auto *table = reinterpret_cast<const persist::SiteTable *>(h->at(h->sb.sites));
-  const persist::SiteEntry &e1 = table->site[sample_of(h, big)->site], &e2 = table->site[sample_of(h, again)->site];
-  EXPECT_NE(&e1, &e2);
-  EXPECT_EQ(e1.module[0], e2.module[0]);
-  EXPECT_EQ(e1.offset[0], e2.offset[0]);
-  EXPECT_TRUE(frame_in(table, sample_of(h, again)->site, reinterpret_cast<void *>(&site_a), own_bias()));
+  const uint32_t s1 = sample_of(h, big)->site, s2 = sample_of(h, again)->site;
+  EXPECT_NE(s1, s2);
+  EXPECT_TRUE(frame_in(table, s2, reinterpret_cast<void *>(&site_a), own_bias()));
+  EXPECT_EQ(frame_offset_in(table, s1, reinterpret_cast<void *>(&site_a), own_bias()),
+            frame_offset_in(table, s2, reinterpret_cast<void *>(&site_a), own_bias()));
   persist_free(h_, again);
+  ASSERT_HEAP_CONSISTENT(h_);
+}
+
+// A fresh thread's first backtraces (unw_step) allocate nothing; its switch to unw_backtrace makes
+// ld.so allocate once (libunwind's thread-local storage) and is the only allocation.
+TEST_F(SitesTest, StepWalksAllocateNothingAndTheSwitchOnce) {
+  ASSERT_EQ(0, persist_heap_sample_sites(h_, 1));
+  long during_steps = -1, at_switch = -1, after = -1;
+  std::thread t([&] {
+    persist_free(h_, persist_alloc(h_, 16));  // the thread's heap (pthread keys may calloc)
+    g_libc_calls = 0;
+    tl_counting = true;
+    for (int i = 0; i < 20; ++i) persist_free(h_, site_a(h_, 4096));  // below the switch
+    during_steps = g_libc_calls.exchange(0);
+    for (int i = 0; i < 10; ++i) persist_free(h_, site_a(h_, 4096));  // across it
+    at_switch = g_libc_calls.exchange(0);
+    for (int i = 0; i < 1000; ++i) persist_free(h_, site_a(h_, 4096));
+    after = g_libc_calls.exchange(0);
+    tl_counting = false;
+  });
+  t.join();
+  EXPECT_EQ(0, during_steps) << callers();
+  EXPECT_LE(at_switch, 2) << callers();
+  printf("libc allocations: %ld in the first 20 samples, %ld across the switch, %ld after\n", during_steps, at_switch, after);
+  EXPECT_EQ(0, after) << callers();
+  EXPECT_EQ(0u, as_heap(h_)->samples_lost.load());
   ASSERT_HEAP_CONSISTENT(h_);
 }
 
