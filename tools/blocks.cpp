@@ -163,15 +163,9 @@ int cmd_blocks(const Command &cmd, int argc, char **argv) {
     }
   }
   if (content > 1) return usage_error(cmd, "give one --contains or --contains-hex");
-  if (optind >= argc) return usage_error(cmd, "missing FILE");
-  if (argc - optind > 1) return usage_error(cmd, "more than one FILE");
-  const char *path = argv[optind];
-  HeapFile f;
-  int rc = open_for_reading(cmd, path, o.json, &f);
-  if (rc >= 0) return rc;
-  rc = blocks_report(source_of(path, f), o, stdout);
-  heapfile_close(&f);
-  return rc;
+  const char *path = file_operand(cmd, argc, argv);
+  if (!path) return kExitUsage;
+  return report_on_file(cmd, path, o.json, [&](const Source &s) { return blocks_report(s, o, stdout); });
 }
 
 }  // namespace persist::tool

@@ -181,17 +181,11 @@ int cmd_dump(const Command &cmd, int argc, char **argv) {
       default: return option_error(cmd, c, argc, argv);
     }
   }
-  if (optind >= argc) return usage_error(cmd, "missing FILE");
-  if (argc - optind > 1) return usage_error(cmd, "more than one FILE");
+  const char *path = file_operand(cmd, argc, argv);
+  if (!path) return kExitUsage;
   if (given != 1) return usage_error(cmd, "give exactly one of --root, --offset, --addr");
   if (o.raw && o.json) return usage_error(cmd, "--raw and --json exclude each other");
-  const char *path = argv[optind];
-  HeapFile f;
-  int rc = open_for_reading(cmd, path, o.json, &f);
-  if (rc >= 0) return rc;
-  rc = dump_report(source_of(path, f), o, stdout);
-  heapfile_close(&f);
-  return rc;
+  return report_on_file(cmd, path, o.json, [&](const Source &s) { return dump_report(s, o, stdout); });
 }
 
 }  // namespace persist::tool

@@ -277,6 +277,22 @@ int open_for_reading(const Command &cmd, const char *path, bool json, HeapFile *
   return -1;
 }
 
+const char *file_operand(const Command &cmd, int argc, char **argv) {
+  if (optind >= argc) return usage_error(cmd, "missing FILE"), nullptr;
+  if (argc - optind > 1) return usage_error(cmd, "more than one FILE"), nullptr;
+  return argv[optind];
+}
+
+int report_on_file(const Command &cmd, const char *path, bool json,
+                   const std::function<int(const Source &)> &report) {
+  HeapFile f;
+  int rc = open_for_reading(cmd, path, json, &f);
+  if (rc >= 0) return rc;
+  rc = report(source_of(path, f));
+  heapfile_close(&f);
+  return rc;
+}
+
 bool parse_u64_arg(const char *s, uint64_t *out, bool size_suffix, bool hex) {
   if (!s || !*s || *s == '-' || *s == '+' || isspace(static_cast<unsigned char>(*s))) return false;
   int base = 10;

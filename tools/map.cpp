@@ -234,31 +234,27 @@ int cmd_map(const Command &cmd, int argc, char **argv) {
       default: return option_error(cmd, c, argc, argv);
     }
   }
-  if (optind >= argc) return usage_error(cmd, "missing FILE");
-  if (argc - optind > 1) return usage_error(cmd, "more than one FILE");
+  const char *path = file_operand(cmd, argc, argv);
+  if (!path) return kExitUsage;
   if (!output || !*output) return usage_error(cmd, "missing -o OUT.svg");
   const bool to_stdout = strcmp(output, "-") == 0;
   if (to_stdout && o.json) return usage_error(cmd, "-o - and --json both want stdout");
   o.output = output;
-  const char *path = argv[optind];
-  HeapFile f;
-  int rc = open_for_reading(cmd, path, o.json, &f);
-  if (rc >= 0) return rc;
-  FILE *svg = to_stdout ? stdout : fopen(output, "w");
-  if (!svg) {
-    fprintf(stderr, "persist map: cannot write %s: %s\n", output, strerror(errno));
-    heapfile_close(&f);
-    return kExitUnreadable;
-  }
-  rc = map_report(source_of(path, f), o, svg, stdout);
-  bool write_failed = ferror(svg) != 0;
-  if (!to_stdout && fclose(svg) != 0) write_failed = true;
-  heapfile_close(&f);
-  if (write_failed) {
-    fprintf(stderr, "persist map: writing %s failed\n", output);
-    return kExitUnreadable;
-  }
-  return rc;
+  return report_on_file(cmd, path, o.json, [&](const Source &s) {
+    FILE *svg = to_stdout ? stdout : fopen(output, "w");
+    if (!svg) {
+      fprintf(stderr, "persist map: cannot write %s: %s\n", output, strerror(errno));
+      return int{kExitUnreadable};
+    }
+    int rc = map_report(s, o, svg, stdout);
+    bool write_failed = ferror(svg) != 0;
+    if (!to_stdout && fclose(svg) != 0) write_failed = true;
+    if (write_failed) {
+      fprintf(stderr, "persist map: writing %s failed\n", output);
+      return int{kExitUnreadable};
+    }
+    return rc;
+  });
 }
 
 }  // namespace persist::tool

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ namespace persist::tool {
 
 class Json;
 class HeapView;
+struct Command;
 
 struct Source {
   const char *path = "";    // the "file" key and messages
@@ -29,6 +31,14 @@ struct Source {
   bool owner_live = false;  // a process holds the heap
 };
 Source source_of(const char *path, const HeapFile &f);
+
+// The one FILE operand of a reading subcommand (argv[optind] after its options), or nullptr
+// after printing the usage error ("missing FILE", "more than one FILE").
+const char *file_operand(const Command &cmd, int argc, char **argv);
+// The tail of every reading subcommand: open path (open_for_reading), report on its Source,
+// close. Returns report's exit status, or the one open_for_reading gave.
+int report_on_file(const Command &cmd, const char *path, bool json,
+                   const std::function<int(const Source &)> &report);
 
 // What is wrong with a heap, as far as a reading subcommand saw (the first few, and how many).
 struct Problems {

@@ -174,15 +174,9 @@ int cmd_strings(const Command &cmd, int argc, char **argv) {
       default: return option_error(cmd, c, argc, argv);
     }
   }
-  if (optind >= argc) return usage_error(cmd, "missing FILE");
-  if (argc - optind > 1) return usage_error(cmd, "more than one FILE");
-  const char *path = argv[optind];
-  HeapFile f;
-  int rc = open_for_reading(cmd, path, o.json, &f);
-  if (rc >= 0) return rc;
-  rc = strings_report(source_of(path, f), o, stdout);
-  heapfile_close(&f);
-  return rc;
+  const char *path = file_operand(cmd, argc, argv);
+  if (!path) return kExitUsage;
+  return report_on_file(cmd, path, o.json, [&](const Source &s) { return strings_report(s, o, stdout); });
 }
 
 }  // namespace persist::tool
