@@ -29,9 +29,8 @@ int sites_enable(Heap *h, uint64_t interval, Msg *why);
 // The next sampling distance for th (INT64_MAX when recording is off).
 int64_t sites_draw(Heap *h, ThreadHeap *th);
 
-// Set while this thread records a site: an allocation made meanwhile is not sampled (the one
-// there is: ld.so's, for libunwind's thread-local storage, when a thread sets up unw_backtrace's
-// cache; unwind.h).
+// Set while this thread records a site: an allocation made meanwhile (there is none; a guard
+// against whatever libunwind might do in another version) is not sampled in turn.
 extern __thread int tl_sampling;
 
 // The caller's call stack interned in the site table: its index, or kNoSite when it could not be

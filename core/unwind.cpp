@@ -14,22 +14,15 @@ namespace persist {
 namespace {
 
 struct Unwinder {
-  int (*backtrace)(void **, int);
   int (*getcontext)(unw_context_t *);
   int (*init_local)(unw_cursor_t *, unw_context_t *);
   int (*step)(unw_cursor_t *);
   int (*get_reg)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
 };
 
-// A thread's first kStepWalks backtraces walk with unw_step; then it sets up unw_backtrace's
-// cache (about 90 us) and uses it from then on. A thread that samples less never pays for the
-// cache, and one that samples more pays at most twice what the better choice would have cost.
-constexpr int kStepWalks = 24;
-
 Unwinder g_unw;
 std::atomic<int> g_state{0};  // 0 not tried, 1 loaded, -1 unavailable
 Lock g_load_lock;
-__thread int tl_walks;  // backtraces this thread took with unw_step; kStepWalks + 1: cache set up
 
 template <class T>
 bool sym(void *lib, const char *name, T *out) {
@@ -61,7 +54,7 @@ bool unwind_load(Msg *why) {
   // RTLD_LOCAL: its _Unwind_* symbols must not take the place of libgcc's for the program.
   void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
   Unwinder u{};
-  if (!lib || !sym(lib, "unw_backtrace", &u.backtrace) || !sym(lib, "_Ux86_64_getcontext", &u.getcontext) ||
+  if (!lib || !sym(lib, "_Ux86_64_getcontext", &u.getcontext) ||
       !sym(lib, "_ULx86_64_init_local", &u.init_local) || !sym(lib, "_ULx86_64_step", &u.step) ||
       !sym(lib, "_ULx86_64_get_reg", &u.get_reg)) {
     const char *err = dlerror();
@@ -80,15 +73,7 @@ int unwind_backtrace(uintptr_t *pcs, int max, uintptr_t skip_lo, uintptr_t skip_
   constexpr int kSkipMax = 8;  // the allocator's own frames: five or six (each costs a step)
   void *raw[32 + kSkipMax];
   if (max > 32) max = 32;
-  int n;
-  if (tl_walks < kStepWalks) {
-    ++tl_walks;
-    n = step_walk(raw, max + kSkipMax);
-  } else {
-    tl_walks = kStepWalks + 1;  // the first call sets up the cache (ld.so allocates its TLS)
-    n = g_unw.backtrace(raw, max + kSkipMax);
-  }
-  int first = 0;
+  int n = step_walk(raw, max + kSkipMax), first = 0;
   while (first < n && reinterpret_cast<uintptr_t>(raw[first]) - skip_lo < skip_hi - skip_lo) ++first;
   int out = 0;
   for (int i = first; i < n && out < max; ++i) pcs[out++] = reinterpret_cast<uintptr_t>(raw[i]);

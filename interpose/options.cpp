@@ -49,10 +49,9 @@ constexpr OptionRow kTable[] = {
      "record allocation sites: off; on (one sample per 4M allocated, on average); or the mean "
      "sampling interval in bytes (K/M/G suffixes)"},
 };
-// A sample costs about 0.2 us once its thread uses unw_backtrace, and about 4 us while it walks
-// with unw_step (a thread's first 24 samples, core/unwind.h). Churn benchmarks allocate several
-// GB/s, and larson starts a thousand threads a second: at 2 MiB (tcmalloc's default) it slowed
-// by 6-8%, at 4 MiB by 3-4% (bench/: T11, under 5%).
+// A sample costs about 4 us, most of it libunwind's unw_step walk (core/unwind.h). Churn
+// benchmarks allocate several GB/s: at 2 MiB (tcmalloc's default) larson slowed by 6-8%, at 4 MiB
+// by 3-4% (bench/: T11, under 5%).
 constexpr uint64_t kSitesDefaultInterval = 4 << 20;
 constexpr const char *kBusyNames[] = {"volatile", "wait", "fail"};
 
