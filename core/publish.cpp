@@ -98,9 +98,7 @@ void *small_alloc_logged(Heap *h, unsigned cls, uint64_t *log) {
 
 uint64_t actions_table(const Image &img) {
   uint64_t off = img.sb.actions;
-  BlockRef b;
-  if (!off || !find_block(img, off, &b) || !b.live || b.offset != off || b.size < sizeof(ActionLog))
-    return 0;
+  if (!live_block_at(img, off, sizeof(ActionLog))) return 0;
   const auto *log = reinterpret_cast<const ActionLog *>(img.mem + off);
   bool ok = log->magic == kActionLogMagic && log->capacity == kActionEntries &&
             log->modules_current <= kNoModules && log->modules[0].count <= kModulesMax &&

@@ -230,6 +230,12 @@ bool resolve(const Image &img, uint64_t i, uint64_t offset, BlockRef *out) {
 
 }  // namespace
 
+bool live_block_at(const Image &img, uint64_t offset, uint64_t min_size, const uint32_t *seg_head) {
+  BlockRef b;
+  return offset && find_block(img, offset, &b, seg_head) && b.live && b.offset == offset &&
+         b.size >= min_size;
+}
+
 bool find_block(const Image &img, uint64_t offset, BlockRef *out, const uint32_t *seg_head) {
   if (offset >= img.sb.size || offset >= img.len) return false;
   uint64_t seg = offset / kSegmentSize;

@@ -62,6 +62,10 @@ struct BlockRef {
 // Resolve an offset to the block that contains it, if any. Bounds-checked. `seg_head` (optional,
 // from build_segment_index) makes it O(1); without it the segment headers are walked from 0.
 bool find_block(const Image &img, uint64_t offset, BlockRef *out, const uint32_t *seg_head = nullptr);
+// Is there a live block starting exactly at `offset` with at least `min_size` usable bytes? (The
+// test for a structure named by an offset: a root table, the heap's own area, the site table.)
+bool live_block_at(const Image &img, uint64_t offset, uint64_t min_size,
+                   const uint32_t *seg_head = nullptr);
 // seg_head[i] := the segment whose header covers segment i (UINT32_MAX where none). The array has
 // img.segment_count() entries. Returns false when the headers do not chain (a corrupt image).
 bool build_segment_index(const Image &img, uint32_t *seg_head);
