@@ -271,23 +271,17 @@ void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool
   }
   const bool whole = uint64_t{pages} + (n ? n->pages : 0) + (p ? p->pages : 0) ==
                      kSegmentPages - kFirstDataPage;
-  if (n && (whole || n->backed == s->backed)) {
-    bin_remove(h, n);
-    if (n->backed) uncount += n->pages;
-    s->pages += n->pages;
-    s->zeroed &= n->zeroed;
-    s->backed &= n->backed;
-    meta_span_free(n);
-  }
-  if (p && (whole || p->backed == s->backed)) {
-    bin_remove(h, p);
-    if (p->backed) uncount += p->pages;
-    p->pages += s->pages;
-    p->zeroed &= s->zeroed;
-    p->backed &= s->backed;
-    meta_span_free(s);
-    s = p;
-  }
+  // Join free span `second`, which follows `first`, into `first` (a neighbour leaves its bin).
+  auto join = [&](Span *first, Span *second, Span *neighbour) {
+    bin_remove(h, neighbour);
+    if (neighbour->backed) uncount += neighbour->pages;
+    first->pages += second->pages;
+    first->zeroed &= second->zeroed;
+    first->backed &= second->backed;
+    meta_span_free(second);
+  };
+  if (n && (whole || n->backed == s->backed)) join(s, n, n);
+  if (p && (whole || p->backed == s->backed)) join(p, s, p), s = p;
   h->shadow[s->page] = s;
   h->shadow[s->page + s->pages - 1] = s;
   bin_push(h, s);
