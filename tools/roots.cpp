@@ -107,16 +107,10 @@ int roots_report(const Source &src, const RootsOptions &o, FILE *out) {
 
 int cmd_roots(const Command &cmd, int argc, char **argv) {
   FileArgs args;
-  int rc = parse_file_args(cmd, argc, argv, &args);
-  if (rc >= 0) return rc;
-  HeapFile f;
-  rc = open_for_reading(cmd, args.file, args.json, &f);
-  if (rc >= 0) return rc;
+  if (int rc = parse_file_args(cmd, argc, argv, &args); rc >= 0) return rc;
   RootsOptions o;
   o.json = args.json;
-  rc = roots_report(source_of(args.file, f), o, stdout);
-  heapfile_close(&f);
-  return rc;
+  return report_on_file(cmd, args.file, args.json, [&](const Source &s) { return roots_report(s, o, stdout); });
 }
 
 }  // namespace persist::tool

@@ -213,16 +213,10 @@ int stats_report(const Source &src, const StatsOptions &o, FILE *out) {
 
 int cmd_stats(const Command &cmd, int argc, char **argv) {
   FileArgs args;
-  int rc = parse_file_args(cmd, argc, argv, &args);
-  if (rc >= 0) return rc;
-  HeapFile f;
-  rc = open_for_reading(cmd, args.file, args.json, &f);
-  if (rc >= 0) return rc;
+  if (int rc = parse_file_args(cmd, argc, argv, &args); rc >= 0) return rc;
   StatsOptions o;
   o.json = args.json;
-  rc = stats_report(source_of(args.file, f), o, stdout);
-  heapfile_close(&f);
-  return rc;
+  return report_on_file(cmd, args.file, args.json, [&](const Source &s) { return stats_report(s, o, stdout); });
 }
 
 }  // namespace persist::tool
