@@ -29,7 +29,7 @@ __attribute__((cold)) void report(const char *what, const void *p) {
 }
 
 void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero);
-void *sampled_alloc(Heap *h, size_t size, bool zero);
+void *sampled_alloc(Heap *h, ThreadHeap *th, size_t size, bool zero);
 
 // Large and huge blocks; on failure the calling thread's empty runs are given back and the
 // allocation is tried once more before ENOMEM.
@@ -37,9 +37,8 @@ void *large_alloc(Heap *h, size_t size, size_t align, bool zero) {
   ThreadHeap *th = tl_heaps[h->slot];
   if (PERSIST_UNLIKELY(th->heap_id == h->id &&
                        (th->sample_left -= static_cast<int64_t>(size < INT64_MAX ? size : INT64_MAX)) < 0)) {
-    th->sample_left = sites_draw(h, th);
-    if (align <= kPageSize)
-      if (void *p = sampled_alloc(h, size, zero)) return p;
+    if (align > kPageSize) th->sample_left = sites_draw(h, th);  // over-aligned: not sampled
+    else if (void *p = sampled_alloc(h, th, size, zero)) return p;
   }
   void *p = large_alloc_once(h, size, align, zero);
   if (!p && thread_release_empty_runs(h)) p = large_alloc_once(h, size, align, zero);
@@ -79,7 +78,9 @@ void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero) {
 // a large block at the end of its span, committed by the kLargeSampled flag in its descriptor; a
 // huge block in its segment header, committed by the record's magic. nullptr: allocate normally
 // (recording off, re-entered, no backtrace, site table full, or no memory for the bigger span).
-void *sampled_alloc(Heap *h, size_t size, bool zero) {
+// th's countdown ran out: the next distance is drawn here.
+void *sampled_alloc(Heap *h, ThreadHeap *th, size_t size, bool zero) {
+  th->sample_left = sites_draw(h, th);
   if (!h->sites_interval || tl_sampling || size > kMaxRequest - kPageSize) return nullptr;
   tl_sampling = 1;
   uint32_t site = sites_record(h);
@@ -161,8 +162,7 @@ void *small_alloc_miss(Heap *h, unsigned cls) { return small_alloc_slow(h, tl_he
 
 void *small_alloc_sample(Heap *h, unsigned cls, size_t size) {
   ThreadHeap *th = tl_heaps[h->slot];
-  th->sample_left = sites_draw(h, th);
-  if (void *p = sampled_alloc(h, size, false)) return p;
+  if (void *p = sampled_alloc(h, th, size, false)) return p;
   if (void *p = small_alloc_pop(th, cls)) return p;
   return small_alloc_slow(h, th, cls);
 }
