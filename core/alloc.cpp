@@ -1,11 +1,11 @@
 // alloc.cpp — the malloc family on a heap: the fast paths and glibc's edge semantics
 // (PRELOAD.md §8) live here, so the shim only forwards.
 //
-// Fast allocation (small): the thread heap's current run for the size class; pop its free list,
-// set the block's bit in the persistent bitmap (the commit point), count it: about a dozen
+// Fast allocation (small): the thread heap's current run for the size class; set the lowest
+// clear bit of its scan word in the persistent bitmap (the commit point), count it: about a dozen
 // instructions, no lock, no atomic read-modify-write, one unlikely exit to small_alloc_slow.
-// Fast free (small, own run): the shadow map gives the run; clear the bit (the commit point), push
-// the block on the run's free list. Anything else — another thread's run, large and huge blocks,
+// Fast free (small, own run): the shadow map gives the run; clear the bit (the commit point),
+// lower the run's scan word. Anything else — another thread's run, large and huge blocks,
 // pointers into undiscovered segments — goes through free_slow.
 #include <cerrno>
 #include <cstdint>
@@ -177,15 +177,8 @@ void *large_malloc(Heap *h, size_t size) {
 
 void free_miss(Heap *h, void *p) {
   Span *s = h->span_of(p);
-  ThreadHeap *th = tl_heaps[h->slot];
-  if (s && s->owner.load(std::memory_order_relaxed) == th) {
-    // Our own run: either a double free, or the run just became empty or was parked as full.
-    uint32_t idx = run_block_index(s, reinterpret_cast<uintptr_t>(p));
-    if (!((s->bitmap[idx >> 6] >> (idx & 63)) & 1) &&
-        s->free != reinterpret_cast<Block *>(s->start + uint64_t{idx} * s->bsize))
-      return report("double free of", p);
-    return small_free_local_slow(h, th, s);
-  }
+  if (s && s->owner.load(std::memory_order_relaxed) == tl_heaps[h->slot])
+    return report("double free of", p);  // our own run, and the block's bit is clear
   free_slow(h, s, p);
 }
 

@@ -2,10 +2,11 @@
 // (and the handle API) contain them directly. VOLATILE state only, plus the one AUTHORITATIVE
 // store each makes: the block's bit in its run's bitmap (the commit point).
 //
-// malloc, small size, current run has a free block:  TLS load, class lookup, pop the run's free
-// list, set the bit, count — no lock, no atomic read-modify-write, one unlikely exit.
-// free, block of a run this thread owns: shadow lookup, owner compare, clear the bit, push on the
-// run's free list, count — the same. Everything else is out of line in alloc.cpp / thread.cpp.
+// malloc, small size, current run has a free block:  TLS load, class lookup, the lowest clear bit
+// of the run's scan word, set it, count — no lock, no atomic read-modify-write, one unlikely exit.
+// free, block of a run this thread owns: shadow lookup, owner compare, clear the bit, lower the
+// scan word, count — the same. Neither touches the block itself (its cache line stays wherever
+// the program uses it). Everything else is out of line in alloc.cpp / thread.cpp.
 #pragma once
 
 #include "crashpoint.h"
@@ -27,18 +28,22 @@ inline uint32_t run_block_index(const Span *s, uintptr_t p) {
   return static_cast<uint32_t>(((p - s->start) * s->recip) >> kRecipShift);
 }
 
-// Pop a block of class cls from th's current run (nullptr: the run is exhausted).
+// Take a block of class cls from th's current run: the lowest clear bit of its scan word
+// (nullptr: that word is full, or only bits past the run's last block are clear — the slow path
+// moves on). The empty run's one word reads as full.
 inline void *small_alloc_pop(ThreadHeap *th, unsigned cls) {
   Span *s = th->cur[cls];
-  Block *b = s->free;
-  if (PERSIST_UNLIKELY(!b)) return nullptr;
-  s->free = b->next;
-  uint32_t idx = run_block_index(s, reinterpret_cast<uintptr_t>(b));
-  s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
+  uint32_t wi = s->scan;
+  uint64_t word = s->bitmap[wi];
+  if (PERSIST_UNLIKELY(word == ~uint64_t{0})) return nullptr;
+  unsigned b = static_cast<unsigned>(__builtin_ctzll(~word));
+  uint32_t idx = wi * 64 + b;
+  if (PERSIST_UNLIKELY(idx >= s->capacity)) return nullptr;
+  s->bitmap[wi] = word | uint64_t{1} << b;  // the commit point
   ++s->used;
   std::atomic_signal_fence(std::memory_order_seq_cst);  // stored before the pointer escapes
   PERSIST_CRASH_POINT("alloc.bit");
-  return b;
+  return reinterpret_cast<void *>(s->start + uint64_t{idx} * s->bsize);
 }
 
 // A small block for a request of `size` bytes in class cls. The sampler's countdown (sites.h) is
@@ -63,19 +68,18 @@ inline void heap_free_fast(Heap *h, void *p) {
   Span *s = h->span_of(p);
   ThreadHeap *th = tl_heaps[h->slot];
   if (PERSIST_LIKELY(s && s->owner.load(std::memory_order_relaxed) == th)) {
-    uint32_t idx = run_block_index(s, reinterpret_cast<uintptr_t>(p));
-    uint64_t bit = uint64_t{1} << (idx & 63), *w = &s->bitmap[idx >> 6];
+    uint32_t idx = run_block_index(s, reinterpret_cast<uintptr_t>(p)), wi = idx >> 6;
+    uint64_t bit = uint64_t{1} << (idx & 63), *w = &s->bitmap[wi];
     uint64_t word = *w;
     if (PERSIST_LIKELY(word & bit)) {
       *w = word & ~bit;  // the commit point: the block is free
       PERSIST_CRASH_POINT("free.bit");
-      auto *b = reinterpret_cast<Block *>(s->start + uint64_t{idx} * s->bsize);
-      b->next = s->free;
-      s->free = b;
+      s->scan = wi < s->scan ? wi : s->scan;
       if (PERSIST_LIKELY(--s->used != 0 && !s->full)) return;
+      return small_free_local_slow(h, th, s);  // emptied, or parked as full
     }
   }
-  free_miss(h, p);
+  free_miss(h, p);  // another thread's run, a large or huge block, or a double free
 }
 
 }  // namespace persist

@@ -8,7 +8,9 @@
 // dirty one costs the same plus, later, O(metadata) per segment touched.
 //
 // Ownership: a run (Span of kind kSpanRun) belongs to at most one ThreadHeap (`owner`); only the
-// owner touches its free list, counters and bitmap words. Other threads hand blocks back by setting
+// owner touches its counters and bitmap words. The owner allocates straight from the
+// AUTHORITATIVE bitmap (the lowest clear bit from `scan` on): there is no volatile free list, so
+// neither malloc nor free touches the block itself. Other threads hand blocks back by setting
 // their bits in `rbits` (atomic ORs, batched per thread) and counting them in `rpending`; the
 // owner applies them to the bitmap later. A run with no owner is in the heap's pool and protected
 // by pool_lock.
@@ -36,10 +38,6 @@ namespace persist {
 struct ThreadHeap;
 struct Heap;
 struct SiteCache;
-
-struct Block {
-  Block *next;
-};
 
 // A futex-based mutex of our own: pthread_mutex_lock can be interposed (sanitizer runtimes do,
 // and their real pointer is still null when ld.so first calls malloc), and this lock is taken
@@ -88,19 +86,17 @@ enum SpanKind : uint8_t { kSpanNone = 0, kSpanFree, kSpanRun, kSpanLarge, kSpanH
 // free pages. Fields used by the allocation fast path come first.
 struct Span {
   // -- the owner's: written by the allocation and free fast paths
-  Block *free;          // run: local free list (owner only)
+  uint32_t scan;        // run: bitmap word to allocate from; every word before it is full (owner)
   uint32_t used;        // run: blocks whose bit is set (owner only)
   uint32_t capacity;    // run: blocks in the run
+  uint32_t bsize;       // run: block size
   uintptr_t start;      // address of the first page
   uint64_t recip;       // run: ceil(2^40 / block size)
   uint64_t *bitmap;     // run: persistent allocation bits (in the segment header)
-  uint32_t bsize;       // run: block size
   uint8_t cls;          // run: size class
   uint8_t zeroed;       // free/large: every page reads as zero (fresh or punched)
   uint8_t backed;       // free/large: disk space reserved for every page
   uint8_t sampled;      // large: a sampled allocation; its SampleRecord ends the span
-  char *bump;           // run: first never-used block; blocks from here on are free
-  char *bump_end;       // run: end of the last block
   // -- read by threads that free into the run, written rarely: a cache line of its own, so
   // that a producer's allocations and a consumer's frees do not pass lines back and forth
   alignas(64) std::atomic<ThreadHeap *> owner;  // run: owning thread heap, nullptr in the pool
@@ -290,7 +286,8 @@ Span *span_lookup(Heap *h, const void *p);  // discovers p's segment if needed
 // ---- run.cpp: runs of small blocks
 void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh);
 bool run_collect_remote(Span *s);        // owner: apply remote frees; true if any
-void run_extend(Span *s);                // owner: carve blocks from the bump area
+uint32_t run_find_free(Span *s);         // owner: a clear bit's block index (scan moved to it),
+                                         // or UINT32_MAX when every block is allocated
 Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls);
 void run_pool_insert(Heap *h, Span *runs);  // discovered runs (a list through ->next)
 void run_abandon(Heap *h, Span *s);      // pool_lock held: the owner gives the run up
@@ -304,7 +301,7 @@ ThreadHeap *thread_heap_slow(Heap *h);   // the calling thread's, created on dem
 void thread_heaps_retire_all(Heap *h);   // close: flush and release every thread heap
 void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls);
 Span *small_refill(Heap *h, ThreadHeap *th, unsigned cls);  // cur[cls] with a free block, or null
-void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s);
+void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s);  // s emptied, or was parked full
 void *small_alloc_shared(Heap *h, unsigned cls);
 bool thread_release_empty_runs(Heap *h);  // the calling thread's empty runs; true if any
 int slot_acquire();

@@ -72,14 +72,13 @@ bool valid_slot(Heap *h, void **slot) {
 
 // The small-block path with the log store before the commit (thread.cpp does the refill).
 void *small_alloc_logged(Heap *h, ThreadHeap *th, unsigned cls, uint64_t *log) {
-  Span *s = th->cur[cls]->free ? th->cur[cls] : small_refill(h, th, cls);
+  Span *s = small_refill(h, th, cls);
   if (!s) return nullptr;
-  Block *b = s->free;
-  s->free = b->next;
+  uint32_t idx = run_find_free(s);
+  void *b = reinterpret_cast<void *>(s->start + uint64_t{idx} * s->bsize);
   memset(b, 0, s->bsize);  // zero-filled before it can be linked
   __atomic_store_n(log, h->off(b), __ATOMIC_RELEASE);  // named before it is committed
   PERSIST_CRASH_POINT("publish.named");
-  uint32_t idx = static_cast<uint32_t>(((reinterpret_cast<uintptr_t>(b) - s->start) * s->recip) >> kRecipShift);
   s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
   ++s->used;
   return b;

@@ -1,6 +1,7 @@
-// run.cpp — runs of small blocks: volatile set-up, carving fresh blocks, applying remote frees,
-// the pool of runs without an owner, and adoption (which rebuilds a run's free list from its
-// AUTHORITATIVE bitmap, so a run's volatile state never has to be trusted across owners or opens).
+// run.cpp — runs of small blocks: volatile set-up, finding a free block in the bitmap, applying
+// remote frees, the pool of runs without an owner, and adoption. A run's free blocks are its
+// AUTHORITATIVE bitmap's clear bits, found from the volatile scan word: nothing else about them
+// has to be trusted across owners or opens.
 #include <cstring>
 
 #include "../core/include/persist.h"
@@ -12,7 +13,6 @@ namespace persist {
 namespace {
 
 constexpr int kAdoptTries = 8;     // pool runs examined per adoption before making a new run
-constexpr size_t kExtendBytes = kPageSize;  // bytes carved from the bump area at a time
 
 inline uint32_t block_index(const Span *s, uintptr_t p) {
   return static_cast<uint32_t>(((p - s->start) * s->recip) >> kRecipShift);
@@ -26,24 +26,6 @@ inline bool clear_bit(Span *s, uintptr_t p) {
   *w &= ~bit;
   --s->used;
   return true;
-}
-
-// Rebuild the free list from the bitmap: every clear bit below the bump area is a free block.
-void rebuild_free(Span *s) {
-  uint32_t limit = static_cast<uint32_t>((reinterpret_cast<uintptr_t>(s->bump) - s->start) / s->bsize);
-  Block *list = nullptr;
-  for (uint32_t w = (limit + 63) / 64; w-- > 0;) {
-    uint64_t free_bits = ~s->bitmap[w];
-    if (w * 64 + 64 > limit) free_bits &= (limit % 64) ? (uint64_t{1} << (limit % 64)) - 1 : ~uint64_t{0};
-    while (free_bits) {
-      unsigned b = 63 - static_cast<unsigned>(__builtin_clzll(free_bits));
-      free_bits &= ~(uint64_t{1} << b);
-      auto *blk = reinterpret_cast<Block *>(s->start + uint64_t{w * 64 + b} * s->bsize);
-      blk->next = list;
-      list = blk;
-    }
-  }
-  s->free = list;
 }
 
 void report(const char *what, const void *p) {
@@ -67,13 +49,9 @@ void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh) {
   s->capacity = ci.capacity;
   s->recip = ci.recip;
   s->bitmap = h->bitmap_of(s->page);
-  s->free = nullptr;
+  s->scan = 0;
   s->used = 0;
   s->full = 0;
-  s->bump_end = reinterpret_cast<char *>(s->start + uint64_t{ci.capacity} * ci.size);
-  // A fresh run's blocks are carved lazily from the bump area; a discovered run's free blocks are
-  // found from its bitmap when it is adopted.
-  s->bump = fresh ? reinterpret_cast<char *>(s->start) : s->bump_end;
   s->rbits = h->rbits + s->page * kWordsPerPage;
   s->rstart = s->start;
   s->rrecip = s->recip;
@@ -83,34 +61,32 @@ void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh) {
   s->notified.store(0, std::memory_order_relaxed);
 }
 
-void run_extend(Span *s) {
-  char *end = s->bump + kExtendBytes;
-  if (end > s->bump_end || s->bsize > kExtendBytes) end = s->bump_end;
-  Block *list = s->free;
-  // Carve back to front so the list comes out in address order.
-  uint32_t n = static_cast<uint32_t>((end - s->bump) / s->bsize);
-  if (n == 0) n = 1;
-  char *last = s->bump + uint64_t{n - 1} * s->bsize;
-  for (char *p = last;; p -= s->bsize) {
-    auto *b = reinterpret_cast<Block *>(p);
-    b->next = list;
-    list = b;
-    if (p == s->bump) break;
+uint32_t run_find_free(Span *s) {
+  if (s->used >= s->capacity) return UINT32_MAX;
+  uint32_t words = (s->capacity + 63) / 64, tail = s->capacity % 64;
+  for (uint32_t w = s->scan < words ? s->scan : 0, from = w;;) {
+    uint64_t free_bits = ~s->bitmap[w];
+    if (w == words - 1 && tail) free_bits &= (uint64_t{1} << tail) - 1;
+    if (free_bits) {
+      s->scan = w;
+      return w * 64 + static_cast<unsigned>(__builtin_ctzll(free_bits));
+    }
+    if (++w == words) w = 0;  // the words before scan are full; wrap all the same, to be sure
+    if (w == from) return UINT32_MAX;
   }
-  s->free = list;
-  s->bump = last + s->bsize;
 }
 
 namespace {
 
 // Apply the remote-free bits of run s to its bitmap (the owner, or pool_lock without one): each
-// block's persistent bit is cleared (the commit point of the free); with `relink`, the block goes
-// on the run's free list too. Returns the number of blocks freed.
-uint32_t apply_remote_bits(Span *s, bool relink) {
+// block's persistent bit is cleared (the commit point of the free), and the scan word lowered to
+// the first word that got one. Returns the number of blocks freed.
+uint32_t apply_remote_bits(Span *s) {
   uint32_t words = (s->capacity + 63) / 64, n = 0;
   for (uint32_t w = 0; w < words; ++w) {
     if (!__atomic_load_n(&s->rbits[w], __ATOMIC_RELAXED)) continue;
     uint64_t bits = __atomic_exchange_n(&s->rbits[w], 0, __ATOMIC_ACQUIRE);
+    if (bits && w < s->scan) s->scan = w;
     while (bits) {
       unsigned b = static_cast<unsigned>(__builtin_ctzll(bits));
       bits &= bits - 1;
@@ -121,11 +97,6 @@ uint32_t apply_remote_bits(Span *s, bool relink) {
       }
       PERSIST_CRASH_POINT("remote.apply");
       ++n;
-      if (relink) {
-        auto *blk = reinterpret_cast<Block *>(p);
-        blk->next = s->free;
-        s->free = blk;
-      }
     }
   }
   return n;
@@ -136,7 +107,7 @@ uint32_t apply_remote_bits(Span *s, bool relink) {
 bool run_collect_remote(Span *s) {
   if (!s->rpending.load(std::memory_order_relaxed)) return false;
   s->rpending.exchange(0, std::memory_order_acquire);
-  return apply_remote_bits(s, true) != 0;
+  return apply_remote_bits(s) != 0;
 }
 
 Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls) {
@@ -146,12 +117,12 @@ Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls) {
     Span *s = pool.pop();
     // Without an owner the pool lock stands in for one: apply what other threads handed back.
     s->rpending.store(0, std::memory_order_relaxed);
-    apply_remote_bits(s, false);
-    if (s->used == s->capacity && s->bump >= s->bump_end) {
+    apply_remote_bits(s);
+    if (s->used == s->capacity) {
       pool.push_back(s);  // full: look at it again later
       continue;
     }
-    rebuild_free(s);
+    s->scan = 0;  // its bitmap may have changed in any word since it was last owned
     s->full = 0;
     s->owner.store(th, std::memory_order_release);
     return s;
@@ -174,7 +145,7 @@ void run_abandon(Heap *h, Span *s) {
   // pool_lock held; the caller was the owner
   s->owner.store(nullptr, std::memory_order_release);
   s->rpending.store(0, std::memory_order_relaxed);
-  apply_remote_bits(s, false);
+  apply_remote_bits(s);
   __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
   if (s->used == 0 && !s->notified.load(std::memory_order_acquire)) {
     pages_free_span(h, s);

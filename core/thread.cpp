@@ -2,8 +2,8 @@
 // initial-exec TLS slot, so the common malloc and free touch no lock and no atomic RMW. Also the
 // slow paths behind the fast paths in alloc.cpp, and thread exit.
 //
-// The chain: heap_malloc (alloc.cpp, inline fast path: pop the current run's free list, set the
-// bit) -> small_alloc_slow (this file: remote frees, bump area, other owned runs) ->
+// The chain: heap_malloc (alloc.cpp, inline fast path: the lowest clear bit of the current run's
+// scan word) -> small_alloc_slow (this file: the run's later words, remote frees, other owned runs) ->
 // run_adopt_from_pool (run.cpp) -> pages_alloc_run (pages.cpp) -> segment_add_normal (segment.cpp).
 #include <pthread.h>
 
@@ -16,7 +16,13 @@
 
 namespace persist {
 
-Span g_empty_run{};  // free == nullptr: the fast path falls through to the slow path
+static uint64_t g_full_word = ~uint64_t{0};
+// No blocks, and its one bitmap word reads as full: the fast path falls through to the slow path.
+// Constant-initialised (ld.so calls malloc before any constructor runs); the rest is zero.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+Span g_empty_run{0, 0, 0, 0, 0, 0, &g_full_word};
+#pragma GCC diagnostic pop
 // A thread heap that belongs to no heap (id 0) and owns nothing: TLS slots start out pointing at
 // it, so the fast paths need no null test (its id never matches, no run's owner is ever it).
 ThreadHeap g_no_thread_heap{};
@@ -110,10 +116,13 @@ bool park_full(ThreadHeap *th, Span *s) {
   return false;
 }
 
+// A parked run that got a block back goes to the tail of its class list: the runs ahead of it
+// have had longer to collect frees, and a refill that took it at once would find one block and
+// park it again (random frees would then send nearly every allocation down the slow path).
 void unpark(ThreadHeap *th, Span *s) {
   th->full.remove(s);
   __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
-  th->runs[s->cls].push(s);
+  th->runs[s->cls].push_back(s);
 }
 
 void process_notify(ThreadHeap *th) {
@@ -180,12 +189,8 @@ Span *small_refill(Heap *h, ThreadHeap *th, unsigned cls) {
   Span *s = th->cur[cls];
   for (;;) {
     if (s != &g_empty_run) {
-      if (s->free) break;
-      if (run_collect_remote(s) && s->free) break;
-      if (s->bump < s->bump_end) {
-        run_extend(s);
-        break;
-      }
+      if (run_find_free(s) != UINT32_MAX) break;
+      if (run_collect_remote(s) && run_find_free(s) != UINT32_MAX) break;
       if (!park_full(th, s)) continue;
     }
     s = th->runs[cls].head;
@@ -218,14 +223,12 @@ void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
   if (th->pend_span) run_flush_remote(h, th);  // the blocks may be what another thread needs
   Span *s = small_refill(h, th, cls);
   if (!s) return nullptr;
-  Block *b = s->free;
-  s->free = b->next;
-  uint32_t idx = static_cast<uint32_t>(((reinterpret_cast<uintptr_t>(b) - s->start) * s->recip) >> kRecipShift);
+  uint32_t idx = run_find_free(s);  // refill left the scan word at it
   s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
   ++s->used;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   PERSIST_CRASH_POINT("alloc.bit.slow");
-  return b;
+  return reinterpret_cast<void *>(s->start + uint64_t{idx} * s->bsize);
 }
 
 void small_free_local_slow(Heap *h, ThreadHeap *th, Span *s) {
