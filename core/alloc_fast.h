@@ -3,9 +3,9 @@
 // store each makes: the block's bit in its run's bitmap (the commit point).
 //
 // malloc, small size, current run has a free block:  TLS load, class lookup, the lowest clear bit
-// of the run's scan word, set it, count — no lock, no atomic read-modify-write, one unlikely exit.
-// free, block of a run this thread owns: shadow lookup, owner compare, clear the bit, lower the
-// scan word, count — the same. Neither touches the block itself (its cache line stays wherever
+// of the run's first word that has one, set it, count — no lock, no atomic read-modify-write, one
+// unlikely exit. free, block of a run this thread owns: shadow lookup, owner compare, clear the
+// bit, mark its word as having one, count — the same. Neither touches the block itself (its cache line stays wherever
 // the program uses it). Everything else is out of line in alloc.cpp / thread.cpp.
 #pragma once
 
@@ -28,18 +28,21 @@ inline uint32_t run_block_index(const Span *s, uintptr_t p) {
   return static_cast<uint32_t>(((p - s->start) * s->recip) >> kRecipShift);
 }
 
-// Take a block of class cls from th's current run: the lowest clear bit of its scan word
-// (nullptr: that word is full, or only bits past the run's last block are clear — the slow path
-// moves on). The empty run's one word reads as full.
+// Take a block of class cls from th's current run: the lowest clear bit of the first word that
+// has one (nullptr: none has, or only bits past the run's last block are clear — the slow path
+// moves on). The empty run has no such word.
 inline void *small_alloc_pop(ThreadHeap *th, unsigned cls) {
   Span *s = th->cur[cls];
-  uint32_t wi = s->scan;
+  uint64_t nonfull = s->nonfull;
+  if (PERSIST_UNLIKELY(!nonfull)) return nullptr;
+  unsigned wi = static_cast<unsigned>(__builtin_ctzll(nonfull));
   uint64_t word = s->bitmap[wi];
-  if (PERSIST_UNLIKELY(word == ~uint64_t{0})) return nullptr;
   unsigned b = static_cast<unsigned>(__builtin_ctzll(~word));
   uint32_t idx = wi * 64 + b;
   if (PERSIST_UNLIKELY(idx >= s->capacity)) return nullptr;
-  s->bitmap[wi] = word | uint64_t{1} << b;  // the commit point
+  word |= uint64_t{1} << b;
+  s->bitmap[wi] = word;  // the commit point
+  s->nonfull = nonfull & ~(uint64_t{word == ~uint64_t{0}} << wi);
   ++s->used;
   std::atomic_signal_fence(std::memory_order_seq_cst);  // stored before the pointer escapes
   PERSIST_CRASH_POINT("alloc.bit");
@@ -74,7 +77,7 @@ inline void heap_free_fast(Heap *h, void *p) {
     if (PERSIST_LIKELY(word & bit)) {
       *w = word & ~bit;  // the commit point: the block is free
       PERSIST_CRASH_POINT("free.bit");
-      s->scan = wi < s->scan ? wi : s->scan;
+      s->nonfull |= uint64_t{1} << (wi & 63);
       if (PERSIST_LIKELY(--s->used != 0 && !s->full)) return;
       return small_free_local_slow(h, th, s);  // emptied, or parked as full
     }

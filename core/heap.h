@@ -9,7 +9,8 @@
 //
 // Ownership: a run (Span of kind kSpanRun) belongs to at most one ThreadHeap (`owner`); only the
 // owner touches its counters and bitmap words. The owner allocates straight from the
-// AUTHORITATIVE bitmap (the lowest clear bit from `scan` on): there is no volatile free list, so
+// AUTHORITATIVE bitmap (the lowest clear bit of the first word `nonfull` names): there is no
+// volatile free list, so
 // neither malloc nor free touches the block itself. Other threads hand blocks back by setting
 // their bits in `rbits` (atomic ORs, batched per thread) and counting them in `rpending`; the
 // owner applies them to the bitmap later. A run with no owner is in the heap's pool and protected
@@ -86,13 +87,14 @@ enum SpanKind : uint8_t { kSpanNone = 0, kSpanFree, kSpanRun, kSpanLarge, kSpanH
 // free pages. Fields used by the allocation fast path come first.
 struct Span {
   // -- the owner's: written by the allocation and free fast paths
-  uint32_t scan;        // run: bitmap word to allocate from; every word before it is full (owner)
+  uint64_t nonfull;     // run: bit w set: bitmap word w has a clear bit (owner only; a run has
+                        // at most 64 words). Bits past the last block may be the only clear ones.
   uint32_t used;        // run: blocks whose bit is set (owner only)
   uint32_t capacity;    // run: blocks in the run
-  uint32_t bsize;       // run: block size
   uintptr_t start;      // address of the first page
   uint64_t recip;       // run: ceil(2^40 / block size)
   uint64_t *bitmap;     // run: persistent allocation bits (in the segment header)
+  uint32_t bsize;       // run: block size
   uint8_t cls;          // run: size class
   uint8_t zeroed;       // free/large: every page reads as zero (fresh or punched)
   uint8_t backed;       // free/large: disk space reserved for every page
@@ -286,8 +288,15 @@ Span *span_lookup(Heap *h, const void *p);  // discovers p's segment if needed
 // ---- run.cpp: runs of small blocks
 void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh);
 bool run_collect_remote(Span *s);        // owner: apply remote frees; true if any
-uint32_t run_find_free(Span *s);         // owner: a clear bit's block index (scan moved to it),
-                                         // or UINT32_MAX when every block is allocated
+uint32_t run_find_free(Span *s);         // owner: the block index the fast path would take
+                                         // next, or UINT32_MAX when every block is allocated
+// Owner: allocate block idx of run s (a clear bit). Setting its bit is the commit point.
+inline void run_take(Span *s, uint32_t idx) {
+  uint64_t *w = &s->bitmap[idx >> 6], word = *w | uint64_t{1} << (idx & 63);
+  *w = word;
+  if (word == ~uint64_t{0}) s->nonfull &= ~(uint64_t{1} << (idx >> 6));
+  ++s->used;
+}
 Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls);
 void run_pool_insert(Heap *h, Span *runs);  // discovered runs (a list through ->next)
 void run_abandon(Heap *h, Span *s);      // pool_lock held: the owner gives the run up

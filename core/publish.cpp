@@ -79,8 +79,7 @@ void *small_alloc_logged(Heap *h, ThreadHeap *th, unsigned cls, uint64_t *log) {
   memset(b, 0, s->bsize);  // zero-filled before it can be linked
   __atomic_store_n(log, h->off(b), __ATOMIC_RELEASE);  // named before it is committed
   PERSIST_CRASH_POINT("publish.named");
-  s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
-  ++s->used;
+  run_take(s, idx);  // the commit point
   return b;
 }
 

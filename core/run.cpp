@@ -1,7 +1,8 @@
 // run.cpp — runs of small blocks: volatile set-up, finding a free block in the bitmap, applying
 // remote frees, the pool of runs without an owner, and adoption. A run's free blocks are its
-// AUTHORITATIVE bitmap's clear bits, found from the volatile scan word: nothing else about them
-// has to be trusted across owners or opens.
+// AUTHORITATIVE bitmap's clear bits, found through the volatile `nonfull` word mask, which is
+// recomputed from the bitmap whenever a thread takes a run over: nothing else about them has to be
+// trusted across owners or opens.
 #include <cstring>
 
 #include "../core/include/persist.h"
@@ -49,7 +50,10 @@ void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh) {
   s->capacity = ci.capacity;
   s->recip = ci.recip;
   s->bitmap = h->bitmap_of(s->page);
-  s->scan = 0;
+  // A fresh run's bitmap is cleared as it is published; a discovered run's words are looked at
+  // when a thread adopts it (run_rescan).
+  uint32_t words = (ci.capacity + 63) / 64;
+  s->nonfull = fresh ? (words == 64 ? ~uint64_t{0} : (uint64_t{1} << words) - 1) : 0;
   s->used = 0;
   s->full = 0;
   s->rbits = h->rbits + s->page * kWordsPerPage;
@@ -61,32 +65,39 @@ void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh) {
   s->notified.store(0, std::memory_order_relaxed);
 }
 
+// The owner's `nonfull` from the bitmap, for a run a thread takes over.
+static void run_rescan(Span *s) {
+  uint32_t words = (s->capacity + 63) / 64;
+  uint64_t m = 0;
+  for (uint32_t w = 0; w < words; ++w)
+    if (s->bitmap[w] != ~uint64_t{0}) m |= uint64_t{1} << w;
+  s->nonfull = m;
+}
+
 uint32_t run_find_free(Span *s) {
   if (s->used >= s->capacity) return UINT32_MAX;
-  uint32_t words = (s->capacity + 63) / 64, tail = s->capacity % 64;
-  for (uint32_t w = s->scan < words ? s->scan : 0, from = w;;) {
+  uint32_t last = (s->capacity - 1) / 64, tail = s->capacity % 64;
+  while (s->nonfull) {
+    unsigned w = static_cast<unsigned>(__builtin_ctzll(s->nonfull));
     uint64_t free_bits = ~s->bitmap[w];
-    if (w == words - 1 && tail) free_bits &= (uint64_t{1} << tail) - 1;
-    if (free_bits) {
-      s->scan = w;
-      return w * 64 + static_cast<unsigned>(__builtin_ctzll(free_bits));
-    }
-    if (++w == words) w = 0;  // the words before scan are full; wrap all the same, to be sure
-    if (w == from) return UINT32_MAX;
+    if (w == last && tail) free_bits &= (uint64_t{1} << tail) - 1;
+    if (free_bits) return w * 64 + static_cast<unsigned>(__builtin_ctzll(free_bits));
+    s->nonfull &= s->nonfull - 1;  // only bits past the last block were clear
   }
+  return UINT32_MAX;
 }
 
 namespace {
 
 // Apply the remote-free bits of run s to its bitmap (the owner, or pool_lock without one): each
-// block's persistent bit is cleared (the commit point of the free), and the scan word lowered to
-// the first word that got one. Returns the number of blocks freed.
+// block's persistent bit is cleared (the commit point of the free), and its word marked as having
+// a clear bit. Returns the number of blocks freed.
 uint32_t apply_remote_bits(Span *s) {
   uint32_t words = (s->capacity + 63) / 64, n = 0;
   for (uint32_t w = 0; w < words; ++w) {
     if (!__atomic_load_n(&s->rbits[w], __ATOMIC_RELAXED)) continue;
     uint64_t bits = __atomic_exchange_n(&s->rbits[w], 0, __ATOMIC_ACQUIRE);
-    if (bits && w < s->scan) s->scan = w;
+    if (bits) s->nonfull |= uint64_t{1} << w;
     while (bits) {
       unsigned b = static_cast<unsigned>(__builtin_ctzll(bits));
       bits &= bits - 1;
@@ -122,7 +133,7 @@ Span *run_adopt_from_pool(Heap *h, ThreadHeap *th, unsigned cls) {
       pool.push_back(s);  // full: look at it again later
       continue;
     }
-    s->scan = 0;  // its bitmap may have changed in any word since it was last owned
+    run_rescan(s);  // its bitmap may have changed in any word since it was last owned
     s->full = 0;
     s->owner.store(th, std::memory_order_release);
     return s;

@@ -66,6 +66,12 @@ inline constexpr ClassTable kClasses{};
 static_assert(class_size_of(kNumClasses - 1) == kMaxSmall);
 static_assert(kClasses.info[0].capacity <= kClasses.info[0].pages * kBitsPerPage,
               "a run's bitmap fits in the bitmap words of its own pages");
+constexpr bool runs_fit_in_64_words() {
+  for (unsigned c = 0; c < kNumClasses; ++c)
+    if (kClasses.info[c].capacity > 64 * 64) return false;
+  return true;
+}
+static_assert(runs_fit_in_64_words(), "Span::nonfull has a bit per bitmap word of a run");
 
 // The class of a small request (size <= kMaxSmall). Sizes 0..16 map to class 0.
 inline unsigned size_class(size_t size) {

@@ -3,7 +3,7 @@
 // slow paths behind the fast paths in alloc.cpp, and thread exit.
 //
 // The chain: heap_malloc (alloc.cpp, inline fast path: the lowest clear bit of the current run's
-// scan word) -> small_alloc_slow (this file: the run's later words, remote frees, other owned runs) ->
+// bitmap) -> small_alloc_slow (this file: remote frees, other owned runs) ->
 // run_adopt_from_pool (run.cpp) -> pages_alloc_run (pages.cpp) -> segment_add_normal (segment.cpp).
 #include <pthread.h>
 
@@ -16,13 +16,7 @@
 
 namespace persist {
 
-static uint64_t g_full_word = ~uint64_t{0};
-// No blocks, and its one bitmap word reads as full: the fast path falls through to the slow path.
-// Constant-initialised (ld.so calls malloc before any constructor runs); the rest is zero.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-Span g_empty_run{0, 0, 0, 0, 0, 0, &g_full_word};
-#pragma GCC diagnostic pop
+Span g_empty_run{};  // no word with a clear bit: the fast path falls through to the slow path
 // A thread heap that belongs to no heap (id 0) and owns nothing: TLS slots start out pointing at
 // it, so the fast paths need no null test (its id never matches, no run's owner is ever it).
 ThreadHeap g_no_thread_heap{};
@@ -223,9 +217,8 @@ void *small_alloc_slow(Heap *h, ThreadHeap *th, unsigned cls) {
   if (th->pend_span) run_flush_remote(h, th);  // the blocks may be what another thread needs
   Span *s = small_refill(h, th, cls);
   if (!s) return nullptr;
-  uint32_t idx = run_find_free(s);  // refill left the scan word at it
-  s->bitmap[idx >> 6] |= uint64_t{1} << (idx & 63);  // the commit point
-  ++s->used;
+  uint32_t idx = run_find_free(s);
+  run_take(s, idx);  // the commit point
   std::atomic_signal_fence(std::memory_order_seq_cst);
   PERSIST_CRASH_POINT("alloc.bit.slow");
   return reinterpret_cast<void *>(s->start + uint64_t{idx} * s->bsize);
