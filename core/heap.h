@@ -185,7 +185,7 @@ struct Heap : persist_heap {
   SpanList bins[kSpanBins];        // free spans inside normal segments
   uint64_t bin_mask = 0;           // bit b set: bins[b] is not empty
   SpanList free_segs;              // free segment ranges (freed huge blocks)
-  uint64_t retained_pages = 0;     // free pages still backed by disk
+  uint64_t retained_pages = 0;     // free pages still backed by disk (bins and free segments)
   uint64_t kept_empty = UINT64_MAX;  // one entirely free normal segment kept for reuse
   Lock page_lock;
 
@@ -279,9 +279,13 @@ void pages_free_huge(Heap *h, Span *s);
 bool pages_resize_large(Heap *h, Span *s, size_t bytes);  // in place; false if not possible
 void pages_trim(Heap *h);                                 // give back free pages' disk space
 bool pages_release_kept(Heap *h);  // page_lock held: turn the kept empty segments into free ones
+bool pages_release_kept_huge(Heap *h);  // held: give the kept freed huge blocks' pages back
 void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool backed);  // held
-void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed);      // held
-int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed = nullptr);  // held
+// Free segment ranges (page_lock held). `backed`: a freed huge block kept within the retained
+// budget (its pages not given back); `kept_only` takes only those.
+void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed, bool backed = false);
+int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed = nullptr,
+                             bool kept_only = false);
 void shadow_set(Heap *h, uint64_t page, uint32_t pages, Span *s);
 Span *span_lookup(Heap *h, const void *p);  // discovers p's segment if needed
 

@@ -313,6 +313,26 @@ bool pages_release_kept(Heap *h) {
   return released;
 }
 
+bool pages_release_kept_huge(Heap *h) {
+  bool released = false;
+  for (Span *s = h->free_segs.head, *next; s; s = next) {
+    next = s->next;
+    if (!s->backed) continue;
+    uint64_t seg = s->page / kSegmentPages;
+    uint32_t count = s->segments;
+    h->free_segs.remove(s);
+    h->retained_pages -= uint64_t{count} * kSegmentPages;
+    bool zeroed = punch_pages(h, s->page + kHugeFirstPage, uint64_t{count} * kSegmentPages - kHugeFirstPage);
+    h->shadow[s->page] = nullptr;
+    h->shadow[(seg + count - 1) * kSegmentPages] = nullptr;
+    meta_span_free(s);
+    pages_insert_free_segments(h, seg, count, zeroed);
+    released = true;
+    next = h->free_segs.head;  // the list changed under us (merges): start over
+  }
+  return released;
+}
+
 Span *pages_alloc_run(Heap *h, unsigned cls, int *err) {
   const ClassInfo &ci = kClasses.info[cls];
   Span *s = get_span(h, ci.pages, 0, err);
@@ -416,7 +436,7 @@ bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
   return true;
 }
 
-void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed) {
+void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed, bool backed) {
   // Callers pass the head of a range whose header already says kSegFree (a freed huge block, a
   // range taken and given back, a discovered range); only its length may need updating.
   SegmentHeader *sh = h->seg_header(seg);
@@ -427,11 +447,14 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
   s->page = seg * kSegmentPages;
   s->segments = count;
   s->zeroed = zeroed;
+  s->backed = backed;
+  if (backed) h->retained_pages += uint64_t{count} * kSegmentPages;
   for (uint32_t i = 0; i < count; ++i) h->segs[seg + i] = SegInfo{1, i ? uint8_t{0} : uint8_t{kSegFree}};
+  // Ranges merge only when both are kept backed or neither is (as free spans do, pages_insert_free).
   uint64_t end = seg + count;
   if (end < h->image().segment_count()) {
     Span *n = h->shadow[end * kSegmentPages];
-    if (n && n->kind == kSpanFree && n->page == end * kSegmentPages && n->segments) {
+    if (n && n->kind == kSpanFree && n->page == end * kSegmentPages && n->segments && n->backed == s->backed) {
       h->free_segs.remove(n);
       s->segments += n->segments;
       s->zeroed &= n->zeroed;
@@ -444,7 +467,7 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
   }
   if (seg > 0) {
     Span *p = h->shadow[(seg - 1) * kSegmentPages];
-    if (p && p->kind == kSpanFree && p->segments &&
+    if (p && p->kind == kSpanFree && p->segments && p->backed == s->backed &&
         p->page / kSegmentPages + p->segments == seg) {
       h->free_segs.remove(p);
       p->segments += s->segments;
@@ -463,12 +486,18 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
   h->free_segs.push(s);
 }
 
-int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed) {
-  for (Span *s = h->free_segs.head; s; s = s->next) {
-    if (s->segments < count) continue;
+int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed, bool kept_only) {
+  Span *s = nullptr;  // kept_only: the smallest kept range that fits; else the first that fits
+  for (Span *r = h->free_segs.head; r; r = r->next)
+    if (r->segments >= count && (!kept_only || r->backed) && (!s || r->segments < s->segments)) {
+      s = r;
+      if (!kept_only) break;
+    }
+  if (s) {
     uint64_t first = s->page / kSegmentPages;
     h->free_segs.remove(s);
     if (zeroed) *zeroed = s->zeroed;
+    if (s->backed) h->retained_pages -= uint64_t{count} * kSegmentPages;  // the rest stays counted
     if (s->segments > count) {  // the rest stays free, with a header of its own (written first)
       uint64_t rest = first + count;
       SegmentHeader *rh = h->seg_header(rest);
@@ -538,15 +567,19 @@ void pages_free_huge(Heap *h, Span *s) {
   SegmentHeader *sh = h->seg_header(seg);
   __atomic_store_n(&sh->kind, kSegFree, __ATOMIC_RELEASE);  // the commit point
   PERSIST_CRASH_POINT("huge.free");
-  bool zeroed = punch_pages(h, s->page, s->pages);
-  memset(h->shadow + s->page, 0, uint64_t{s->pages} * sizeof(Span *));
   uint32_t count = s->segments;
+  // Kept backed within the retained budget: a program that frees and allocates huge blocks in
+  // turn would otherwise fault in (and the kernel clear) every page of every block again.
+  bool keep = h->retained_pages + uint64_t{count} * kSegmentPages <= retain_budget(h);
+  bool zeroed = !keep && punch_pages(h, s->page, s->pages);
+  memset(h->shadow + s->page, 0, uint64_t{s->pages} * sizeof(Span *));
   meta_span_free(s);
-  pages_insert_free_segments(h, seg, count, zeroed);
+  pages_insert_free_segments(h, seg, count, zeroed, keep);
 }
 
 void pages_trim(Heap *h) {
   Guard g(h->page_lock);
+  pages_release_kept_huge(h);
   h->retained_pages = 0;
   for (auto &bin : h->bins)
     for (Span *s = bin.head; s; s = s->next) {

@@ -164,7 +164,13 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
   uint64_t seg = 0;
   bool grown = false;
   uint64_t old_size = h->size.load(std::memory_order_relaxed);
-  int rc = pages_take_free_segments(h, segments, &seg, zeroed);
+  // A kept freed huge block that fits; else the kept ones are the wrong size: they are given back
+  // (bounding what is kept to what is being reused) and the free ranges looked at again.
+  int rc = pages_take_free_segments(h, segments, &seg, zeroed, true);
+  if (rc) {
+    pages_release_kept_huge(h);
+    rc = pages_take_free_segments(h, segments, &seg, zeroed);
+  }
   if (rc && pages_release_kept(h)) rc = pages_take_free_segments(h, segments, &seg, zeroed);
   if (rc) {
     if ((rc = segment_grow(h, segments, &seg))) return rc;
