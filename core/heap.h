@@ -10,8 +10,7 @@
 // Ownership: a run (Span of kind kSpanRun) belongs to at most one ThreadHeap (`owner`); only the
 // owner touches its counters and bitmap words. The owner allocates straight from the
 // AUTHORITATIVE bitmap (the lowest clear bit of the first word `nonfull` names): there is no
-// volatile free list, so
-// neither malloc nor free touches the block itself. Other threads hand blocks back by setting
+// volatile free list, so neither malloc nor free touches the block itself. Other threads hand blocks back by setting
 // their bits in `rbits` (atomic ORs, batched per thread) and counting them in `rpending`; the
 // owner applies them to the bitmap later. A run with no owner is in the heap's pool and protected
 // by pool_lock.
