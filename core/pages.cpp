@@ -62,6 +62,16 @@ bool punch_pages(Heap *h, uint64_t page, uint64_t pages) {
   return true;
 }
 
+// Give back the pages of free segments [seg, seg+count) but the header page (page 1) of the first:
+// true when they now read as zero, as a huge block placed there expects. Page 0 as well: reserved
+// in a segment of its own, it holds data when a huge block ran across it, and a kept block's
+// segments may become the first of a range after a split. (Segment 0 is never free.)
+bool punch_free_range(Heap *h, uint64_t seg, uint64_t count) {
+  uint64_t first = seg * kSegmentPages;
+  bool zeroed = punch_pages(h, first + kHugeFirstPage, count * kSegmentPages - kHugeFirstPage);
+  return punch_pages(h, first, 1) && zeroed;
+}
+
 void bin_push(Heap *h, Span *s) {
   unsigned b = bin_of(s->pages);
   h->bins[b].push(s);
@@ -194,7 +204,7 @@ void release_segment(Heap *h, uint64_t seg) {
   PERSIST_CRASH_POINT("segment.release");
   // A free segment range is "zeroed" when every page but its own header page reads as zero, as
   // a huge block placed there expects: punch the descriptors and bitmaps as well as the data.
-  bool zeroed = punch_pages(h, seg * kSegmentPages + kHugeFirstPage, kSegmentPages - kHugeFirstPage);
+  bool zeroed = punch_free_range(h, seg, 1);
   h->shadow[s->page] = nullptr;
   h->shadow[s->page + s->pages - 1] = nullptr;
   meta_span_free(s);
@@ -322,7 +332,7 @@ bool pages_release_kept_huge(Heap *h) {
     uint32_t count = s->segments;
     h->free_segs.remove(s);
     h->retained_pages -= uint64_t{count} * kSegmentPages;
-    bool zeroed = punch_pages(h, s->page + kHugeFirstPage, uint64_t{count} * kSegmentPages - kHugeFirstPage);
+    bool zeroed = punch_free_range(h, seg, count);
     h->shadow[s->page] = nullptr;
     h->shadow[(seg + count - 1) * kSegmentPages] = nullptr;
     meta_span_free(s);
@@ -571,7 +581,7 @@ void pages_free_huge(Heap *h, Span *s) {
   // Kept backed within the retained budget: a program that frees and allocates huge blocks in
   // turn would otherwise fault in (and the kernel clear) every page of every block again.
   bool keep = h->retained_pages + uint64_t{count} * kSegmentPages <= retain_budget(h);
-  bool zeroed = !keep && punch_pages(h, s->page, s->pages);
+  bool zeroed = !keep && punch_free_range(h, seg, count);
   memset(h->shadow + s->page, 0, uint64_t{s->pages} * sizeof(Span *));
   meta_span_free(s);
   pages_insert_free_segments(h, seg, count, zeroed, keep);
