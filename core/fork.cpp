@@ -53,26 +53,31 @@ void unlock_heap(Heap *h) {
   h->sites_lock.unlock();
 }
 
-// Copy what is in use: every page but the free spans the page allocator knows about (their
-// contents mean nothing; the copy reads as zero there). Undiscovered segments are copied whole.
-// Free spans are ordered by address through the shadow map: walk the extent page by page range.
+// Copy what is in use: every page but the free spans and free segment ranges the page allocator
+// knows about (their contents mean nothing; the copy reads as zero there; a range keeps the page of
+// its own header). Undiscovered segments are copied whole. Free spans and ranges are found in
+// address order through the shadow map, which names each by its first page.
+uint64_t free_pages_at(Heap *h, uint64_t p) {
+  if (p / kSegmentPages >= h->discovered) return 0;
+  Span *s = h->shadow[p];
+  if (s && s->kind == kSpanFree && !s->segments && s->page == p) return s->pages;
+  if (p % kSegmentPages == kHugeFirstPage) {  // a free segment range, named at its page 0
+    Span *r = h->shadow[p - kHugeFirstPage];
+    if (r && r->kind == kSpanFree && r->segments && r->page + kHugeFirstPage == p)
+      return uint64_t{r->segments} * kSegmentPages - kHugeFirstPage;
+  }
+  return 0;
+}
+
 void copy_in_use(Heap *h, uint8_t *copy, uint64_t bytes) {
   uint64_t pages = bytes / kPageSize, p = 0;
   while (p < pages) {
-    Span *s = h->shadow[p];
-    if (s && s->kind == kSpanFree && s->page == p && !s->segments && s->pages &&
-        p / kSegmentPages < h->discovered) {
-      p += s->pages;  // a free span: skip it
+    if (uint64_t n = free_pages_at(h, p)) {
+      p += n;
       continue;
     }
-    uint64_t q = p + 1;  // copy up to the next free span head
-    while (q < pages) {
-      Span *t = h->shadow[q];
-      if (t && t->kind == kSpanFree && t->page == q && !t->segments && t->pages &&
-          q / kSegmentPages < h->discovered)
-        break;
-      ++q;
-    }
+    uint64_t q = p + 1;  // copy up to the next free span or range
+    while (q < pages && !free_pages_at(h, q)) ++q;
     memcpy(copy + p * kPageSize, h->base + p * kPageSize, (q - p) * kPageSize);
     p = q;
   }
