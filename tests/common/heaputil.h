@@ -7,6 +7,7 @@
 #include <string>
 
 #include "persist.h"
+#include "testutil.h"
 
 namespace ptest {
 
@@ -36,6 +37,31 @@ inline persist_stats_t stats_of(persist_heap_t *h) {
   EXPECT_EQ(0, rc) << "persist_heap_stats: " << err_text(rc);
   return st;
 }
+
+// A fixture with a fresh heap file in a temporary directory: h_ is opened (created) before each
+// test and closed after it; reopen() closes and opens it again.
+class HeapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    persist_options_t o = create_opts();
+    int rc = persist_open(path_.c_str(), &o, &h_);
+    ASSERT_EQ(0, rc) << err_text(rc);
+  }
+  void TearDown() override {
+    if (h_) {
+      EXPECT_EQ(0, persist_close(h_));
+    }
+  }
+  void reopen() {
+    ASSERT_EQ(0, persist_close(h_));
+    h_ = nullptr;
+    int rc = persist_open(path_.c_str(), nullptr, &h_);
+    ASSERT_EQ(0, rc) << err_text(rc);
+  }
+  TempDir tmp_;
+  std::string path_ = tmp_.file("heap");
+  persist_heap_t *h_ = nullptr;
+};
 
 }  // namespace ptest
 

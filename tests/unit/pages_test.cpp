@@ -21,18 +21,8 @@ namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-class PagesTest : public ::testing::Test {
+class PagesTest : public ptest::HeapTest {
  protected:
-  void SetUp() override {
-    persist_options_t o = ptest::create_opts();
-    int rc = persist_open(path_.c_str(), &o, &h_);
-    ASSERT_EQ(0, rc) << ptest::err_text(rc);
-  }
-  void TearDown() override {
-    if (h_) {
-      EXPECT_EQ(0, persist_close(h_));
-    }
-  }
   uint64_t disk_bytes() const {
     struct stat st;
     EXPECT_EQ(0, stat(path_.c_str(), &st));
@@ -41,9 +31,6 @@ class PagesTest : public ::testing::Test {
   static void touch(void *p, size_t n, char v) {
     for (size_t off = 0; off < n; off += 4096) static_cast<char *>(p)[off] = v;
   }
-  ptest::TempDir tmp_;
-  std::string path_ = tmp_.file("heap");
-  persist_heap_t *h_ = nullptr;
 };
 
 TEST_F(PagesTest, AFreedHugeBlockIsReusedAsItIs) {

@@ -16,24 +16,8 @@
 
 namespace {
 
-class RootsTest : public ::testing::Test {
+class RootsTest : public ptest::HeapTest {
  protected:
-  void SetUp() override {
-    persist_options_t o = ptest::create_opts();
-    int rc = persist_open(path_.c_str(), &o, &h_);
-    ASSERT_EQ(0, rc) << ptest::err_text(rc);
-  }
-  void TearDown() override {
-    if (h_) {
-      EXPECT_EQ(0, persist_close(h_));
-    }
-  }
-  void reopen() {
-    ASSERT_EQ(0, persist_close(h_));
-    h_ = nullptr;
-    int rc = persist_open(path_.c_str(), nullptr, &h_);
-    ASSERT_EQ(0, rc) << ptest::err_text(rc);
-  }
   // Collect every root through persist_heap_root_each.
   std::map<std::string, std::pair<void *, size_t>> all_roots() {
     std::map<std::string, std::pair<void *, size_t>> out;
@@ -50,9 +34,6 @@ class RootsTest : public ::testing::Test {
     return out;
   }
 
-  ptest::TempDir tmp_;
-  std::string path_ = tmp_.file("heap");
-  persist_heap_t *h_ = nullptr;
 };
 
 TEST_F(RootsTest, FindOrCreateReturnsZeroedMemoryAndTheSamePointerAgain) {

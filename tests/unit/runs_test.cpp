@@ -18,18 +18,8 @@
 
 namespace {
 
-class RunsTest : public ::testing::Test {
+class RunsTest : public ptest::HeapTest {
  protected:
-  void SetUp() override {
-    persist_options_t o = ptest::create_opts();
-    int rc = persist_open(path_.c_str(), &o, &h_);
-    ASSERT_EQ(0, rc) << ptest::err_text(rc);
-  }
-  void TearDown() override {
-    if (h_) {
-      EXPECT_EQ(0, persist_close(h_));
-    }
-  }
   // Allocate `size` bytes; false (with a message) if the block is already live.
   ::testing::AssertionResult take(size_t size, void **out) {
     void *p = persist_alloc(h_, size);
@@ -43,9 +33,6 @@ class RunsTest : public ::testing::Test {
     live_.erase(p);
     persist_free(h_, p);
   }
-  ptest::TempDir tmp_;
-  std::string path_ = tmp_.file("heap");
-  persist_heap_t *h_ = nullptr;
   std::set<void *> live_;
 };
 

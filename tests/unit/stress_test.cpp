@@ -131,28 +131,7 @@ bool make(persist_heap_t *h, ptest::Rng &rng, Item *out, Problems *pr) {
   return true;
 }
 
-class StressTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    persist_options_t o = ptest::create_opts();
-    int rc = persist_open(path_.c_str(), &o, &h_);
-    ASSERT_EQ(0, rc) << ptest::err_text(rc);
-  }
-  void TearDown() override {
-    if (h_) {
-      EXPECT_EQ(0, persist_close(h_));
-    }
-  }
-  void reopen() {
-    ASSERT_EQ(0, persist_close(h_));
-    h_ = nullptr;
-    int rc = persist_open(path_.c_str(), nullptr, &h_);
-    ASSERT_EQ(0, rc) << ptest::err_text(rc);
-  }
-  ptest::TempDir tmp_;
-  std::string path_ = tmp_.file("heap");
-  persist_heap_t *h_ = nullptr;
-};
+using StressTest = ptest::HeapTest;
 
 TEST_F(StressTest, CrossThreadHandoffWithMixedSizesThenReopen) {
   const int kThreads = 4;
