@@ -2,10 +2,10 @@
 // (PRELOAD.md §8) live here, so the shim only forwards.
 //
 // Fast allocation (small): the thread heap's current run for the size class; set the lowest
-// clear bit of its scan word in the persistent bitmap (the commit point), count it: about a dozen
+// clear bit of the first bitmap word that has one (the commit point), count it: about a dozen
 // instructions, no lock, no atomic read-modify-write, one unlikely exit to small_alloc_slow.
 // Fast free (small, own run): the shadow map gives the run; clear the bit (the commit point),
-// lower the run's scan word. Anything else — another thread's run, large and huge blocks,
+// mark its word as having a clear bit. Anything else — another thread's run, large and huge blocks,
 // pointers into undiscovered segments — goes through free_slow.
 #include <cerrno>
 #include <cstdint>

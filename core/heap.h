@@ -10,9 +10,9 @@
 // Ownership: a run (Span of kind kSpanRun) belongs to at most one ThreadHeap (`owner`); only the
 // owner touches its counters and bitmap words. The owner allocates straight from the
 // AUTHORITATIVE bitmap (the lowest clear bit of the first word `nonfull` names): there is no
-// volatile free list, so neither malloc nor free touches the block itself. Other threads hand blocks back by setting
-// their bits in `rbits` (atomic ORs, batched per thread) and counting them in `rpending`; the
-// owner applies them to the bitmap later. A run with no owner is in the heap's pool and protected
+// volatile free list, so neither malloc nor free touches the block itself. Other threads hand
+// blocks back by setting their bits in `rbits` (atomic ORs, batched per thread) and counting them
+// in `rpending`; the owner applies them to the bitmap later. A run with no owner is in the heap's pool and protected
 // by pool_lock.
 //
 // Lock order (outermost first; never take an earlier one while holding a later one):
@@ -282,7 +282,8 @@ bool pages_release_kept_huge(Heap *h);  // held: give the kept freed huge blocks
 void pages_insert_free(Heap *h, uint64_t page, uint32_t pages, bool zeroed, bool backed);  // held
 // Free segment ranges (page_lock held). `backed`: a freed huge block kept within the retained
 // budget (its pages not given back); `kept_only` takes only those.
-void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed, bool backed = false);
+void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zeroed,
+                                bool backed = false);
 int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroed = nullptr,
                              bool kept_only = false);
 void shadow_set(Heap *h, uint64_t page, uint32_t pages, Span *s);
@@ -293,7 +294,8 @@ void run_init_volatile(Heap *h, Span *s, unsigned cls, bool fresh);
 bool run_collect_remote(Span *s);        // owner: apply remote frees; true if any
 uint32_t run_find_free(Span *s);         // owner: the block index the fast path would take
                                          // next, or UINT32_MAX when every block is allocated
-// Owner: allocate block idx of run s (a clear bit). Setting its bit is the commit point.
+// Owner: allocate block idx of run s (a clear bit). Setting its bit is the commit point. The
+// slow paths use this; small_alloc_pop (alloc_fast.h) does the same inline.
 inline void run_take(Span *s, uint32_t idx) {
   uint64_t *w = &s->bitmap[idx >> 6], word = *w | uint64_t{1} << (idx & 63);
   *w = word;

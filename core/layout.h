@@ -21,7 +21,8 @@
 //   - the superblock is never updated in place: the new version goes to the other of two slots,
 //     with a higher sequence number and its own checksum (a torn write leaves the old slot valid).
 // Whatever is not reachable from these (which bitmap words have a clear bit, thread heaps,
-// per-run counters, free-span indexes) is volatile and lives in process memory (see heap.h); it is rebuilt from this state.
+// per-run counters, free-span indexes) is volatile and lives in process memory (see heap.h); it
+// is rebuilt from this state.
 #pragma once
 
 #include <cstddef>
