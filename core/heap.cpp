@@ -299,6 +299,7 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
   Msg reason;
   rc = super_read(static_cast<const uint8_t *>(peek), peek_len, &sb, &reason);
   os::unmap(peek, peek_len);
+  if (rc == 0) rc = super_check_mapping(sb, &reason);
   if (rc) {
     why->add(path).add(": ").add(reason.str());
     teardown(h);

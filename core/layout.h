@@ -109,7 +109,7 @@ static_assert(kHugeFirstPage * kPageSize >= kHeaderOffset + 64, "huge block afte
 // ---- superblock -------------------------------------------------------------------------------
 constexpr uint64_t kMagic = 0x0154534953524550ull;  // bytes "PERSIST\x01" at file offset 0
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 0;
+constexpr uint16_t kFormatMinor = 1;  // 1: gc_extent, gc_kept (zero in 1.0 files: "never collected")
 
 enum HeapState : uint32_t { kStateClean = 1, kStateDirty = 2 };
 
@@ -138,7 +138,9 @@ struct Superblock {
   uint64_t owner_pid;      // the process that opened the heap last (informational)
   uint64_t actions;        // offset of the ActionLog (0: none yet)
   uint64_t sites;          // offset of the SiteTable (0: none; PERSIST_SITES never used)
-  uint64_t reserved[11];
+  uint64_t gc_extent;      // extent right after the last collection (0: never collected)
+  uint64_t gc_kept;        // bytes the last collection kept (reachable then)
+  uint64_t reserved[9];
   uint32_t reserved32;
   uint32_t checksum;       // CRC-32C of this slot with this field zero
 };
@@ -151,6 +153,12 @@ constexpr size_t kSuperSlotSize = 2048;
 constexpr uint32_t kSuperFlagRegion = 1;      // heap over a caller-provided region (no file)
 constexpr uint32_t kSuperFlagRelocating = 2;  // a relocation pass was started and not finished
 constexpr uint32_t kSuperFlagsKnown = kSuperFlagRegion | kSuperFlagRelocating;
+
+// Where a heap may be mapped: above the kernel's default mmap_min_addr, below the top of the
+// 47-bit user address space (x86-64 and arm64 without 5-level paging). Bases and relocation
+// targets outside it are refused as corrupt: a base of 0 would make every small integer a pointer.
+constexpr uint64_t kMinBase = 0x10000;
+constexpr uint64_t kUserTop = 0x7ffffffff000;
 
 // ---- root table -------------------------------------------------------------------------------
 // Root tables are ordinary heap blocks of kRootTableBytes (the largest small class), chained by

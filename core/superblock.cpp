@@ -39,6 +39,11 @@ SlotVerdict check_slot(const Superblock &sb) {
   return kSlotOk;
 }
 
+// A range of `len` bytes at `base` where a heap can be mapped (layout.h: kMinBase, kUserTop).
+bool mappable(uint64_t base, uint64_t len) {
+  return base % kPageSize == 0 && base >= kMinBase && base <= kUserTop && len <= kUserTop - base;
+}
+
 }  // namespace
 
 uint32_t crc32c(const void *data, size_t len, uint32_t crc) {
@@ -101,6 +106,25 @@ int super_read(const uint8_t *page0, size_t len, Superblock *out, Msg *why, int 
   *out = sb;
   if (slot) *slot = pick;
   return 0;
+}
+
+int super_check_mapping(const Superblock &sb, Msg *why) {
+  const char *bad = nullptr;
+  if (!(sb.flags & kSuperFlagRegion) && (sb.size % kSegmentSize || sb.reserve % kSegmentSize))
+    bad = "its size and reservation are not whole segments";
+  else if (sb.reserve % kPageSize || !mappable(sb.base, sb.reserve))
+    bad = "its base address is outside the user address space";
+  else if ((sb.flags & kSuperFlagRelocating) && (!mappable(sb.reloc_from, sb.size) || !mappable(sb.reloc_to, sb.size)))
+    bad = "an interrupted relocation names a range outside the user address space";
+  else if ((sb.flags & kSuperFlagRelocating) && sb.reloc_from < sb.reloc_to + sb.size &&
+           sb.reloc_to < sb.reloc_from + sb.size)
+    bad = "an interrupted relocation is between overlapping ranges";
+  if (!bad) return 0;
+  why->add("the superblock cannot describe a heap: ").add(bad).add(" (base ").hex(sb.base).add(", size ")
+      .dec(sb.size).add(", reserve ").dec(sb.reserve);
+  if (sb.flags & kSuperFlagRelocating) why->add(", relocating ").hex(sb.reloc_from).add(" -> ").hex(sb.reloc_to);
+  why->add(")");
+  return PERSIST_E_CORRUPT;
 }
 
 void super_write(uint8_t *page0, Superblock &sb) {

@@ -20,6 +20,13 @@ uint32_t crc32c(const void *data, size_t len, uint32_t crc = 0);
 // with the reason in `why`. `slot` (optional) gets the index of the slot used.
 int super_read(const uint8_t *page0, size_t len, Superblock *out, Msg *why, int *slot = nullptr);
 
+// Can the heap this superblock describes be mapped and used? Every field the open path uses as an
+// address or a length, checked against the others: a file heap's size and reservation whole
+// segments, its base and any relocation range inside the user address space (layout.h), the two
+// ranges of a relocation disjoint. 0 or PERSIST_E_CORRUPT with the reason. (super_read checks
+// what a reader needs; a tool can still read a heap that fails this.)
+int super_check_mapping(const Superblock &sb, Msg *why);
+
 // Is slot k (0 or 1) of page0 a valid superblock copy on its own?
 bool super_slot_valid(const uint8_t *page0, int k);
 

@@ -126,6 +126,34 @@ TEST_F(OpenErrors, NewerMinorVersionOpens) {
   EXPECT_EQ(0, try_open(path));
 }
 
+// Crafted superblocks (valid checksums) whose fields do not fit: refused before anything is
+// mapped or rewritten, and the file is left as it was.
+TEST_F(OpenErrors, CraftedSuperblockFieldsAreRefusedAndTheFileIsUntouched) {
+  struct Case {
+    const char *what;
+    void (*mutate)(persist::Superblock &);
+  } cases[] = {
+      {"base 0", [](persist::Superblock &sb) { sb.base = 0; }},
+      {"relocation from 0", [](persist::Superblock &sb) {
+         sb.flags |= persist::kSuperFlagRelocating, sb.reloc_from = 0, sb.reloc_to = sb.base;
+       }},
+      {"size not a whole number of segments", [](persist::Superblock &sb) { sb.size -= persist::kPageSize; }},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.what);
+    std::string path = tmp_.file("crafted");
+    unlink(path.c_str());
+    make_heap(path);
+    edit_superblocks(path, c.mutate);
+    std::string before, after;
+    ASSERT_TRUE(ptest::read_file(path, &before));
+    EXPECT_EQ(PERSIST_E_CORRUPT, try_open(path));
+    EXPECT_EQ(PERSIST_E_CORRUPT, try_open(path, PERSIST_OPEN_CREATE));
+    ASSERT_TRUE(ptest::read_file(path, &after));
+    EXPECT_TRUE(before == after) << "the crafted heap was modified";
+  }
+}
+
 TEST_F(OpenErrors, BothSuperblocksDamagedIsChecksumError) {
   std::string path = tmp_.file("damaged");
   make_heap(path);

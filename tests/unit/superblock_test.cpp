@@ -299,6 +299,76 @@ TEST_F(SuperblockTest, InvalidGeometryIsCorrupt) {
   }
 }
 
+// Crafted superblocks with valid checksums: a field that does not fit the geometry of a mappable
+// heap is refused by the open path (super_check_mapping), never used. A base of 0 (or a relocation
+// from 0) would make every small integer of every block a pointer to shift; a size that is not a
+// whole number of segments makes every growth fail. (Readers still read such a file.)
+TEST_F(SuperblockTest, FieldsOutsideAMappableGeometryAreCorrupt) {
+  struct Case {
+    const char *what;
+    uint32_t flags;
+    void (*mutate)(Superblock &);
+  } cases[] = {
+      {"base 0", 0, [](Superblock &s) { s.base = 0; }},
+      {"base below mmap_min_addr", 0, [](Superblock &s) { s.base = 0x1000; }},
+      {"base + reserve past the user address space", 0,
+       [](Superblock &s) { s.base = kUserTop - kSegmentSize; }},
+      {"file heap size not a whole number of segments", 0, [](Superblock &s) { s.size += kPageSize; }},
+      {"file heap reserve not a whole number of segments", 0, [](Superblock &s) { s.reserve += kPageSize; }},
+      {"relocation from 0", 0,
+       [](Superblock &s) { s.flags |= kSuperFlagRelocating, s.reloc_from = 0, s.reloc_to = 0x300000000000; }},
+      {"relocation to 0", 0,
+       [](Superblock &s) { s.flags |= kSuperFlagRelocating, s.reloc_from = s.base, s.reloc_to = 0; }},
+      {"relocation onto an overlapping range", 0,
+       [](Superblock &s) { s.flags |= kSuperFlagRelocating, s.reloc_from = s.base, s.reloc_to = s.base + kPageSize; }},
+      {"relocation target unaligned", 0,
+       [](Superblock &s) { s.flags |= kSuperFlagRelocating, s.reloc_from = s.base, s.reloc_to = 0x300000000008; }},
+      {"region heap with base 0", kSuperFlagRegion, [](Superblock &s) { s.base = 0; }},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.what);
+    std::fill(page_.begin(), page_.end(), 0);
+    Superblock sb = super_new(kBase, kReserve, kSize, c.flags);
+    c.mutate(sb);
+    sb.seq = 1;
+    put_slot(0, sb);
+    Superblock got;
+    Msg why, why2;
+    if (read(&got, &why) == 0) EXPECT_EQ(PERSIST_E_CORRUPT, super_check_mapping(got, &why2));
+    else EXPECT_EQ(PERSIST_E_CORRUPT, read(&got, &why));
+    EXPECT_FALSE(why.empty() && why2.empty());
+  }
+}
+
+// What a real heap has is accepted: a region heap ends with a partial segment; an interrupted
+// relocation records two disjoint ranges; offsets inside the extent.
+TEST_F(SuperblockTest, ValidGeometriesAreAccepted) {
+  struct Case {
+    const char *what;
+    uint32_t flags;
+    void (*mutate)(Superblock &);
+  } cases[] = {
+      {"a fresh heap", 0, [](Superblock &) {}},
+      {"a region heap with a partial last segment", kSuperFlagRegion,
+       [](Superblock &s) { s.size = kSegmentSize + 20 * kPageSize, s.reserve = s.size; }},
+      {"an interrupted relocation", 0,
+       [](Superblock &s) { s.flags |= kSuperFlagRelocating, s.reloc_from = s.base, s.reloc_to = 0x300000000000; }},
+      {"the highest base that fits", 0, [](Superblock &s) { s.base = kUserTop - s.reserve; }},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.what);
+    std::fill(page_.begin(), page_.end(), 0);
+    Superblock sb = super_new(kBase, kReserve, kSize, c.flags);
+    c.mutate(sb);
+    sb.seq = 1;
+    put_slot(0, sb);
+    Superblock got;
+    Msg why;
+    ASSERT_EQ(0, read(&got, &why)) << why.str();
+    EXPECT_EQ(0, super_check_mapping(got, &why)) << why.str();
+  }
+}
+
 TEST_F(SuperblockTest, ShortImageIsRejected) {
   Superblock sb = super_new(kBase, kReserve, kSize, 0);
   super_write(page0(), sb);
