@@ -15,9 +15,15 @@
 
 namespace persist {
 
+// The mark never gives up on a reachable block: its stack is bounded (max_stack entries, grown
+// from a small start while memory allows); a block that finds the stack full stays marked but
+// unscanned, and once the stack drains every marked block is scanned again, until a round
+// overflows no more (a mark-stack overflow, as in Boehm's collector). So the mark is complete or
+// run() fails: never a sweep on a partial mark.
 class Reach {
  public:
-  Reach() = default;
+  static constexpr uint64_t kMaxStack = uint64_t{1} << 24;  // entries (128 MiB)
+  explicit Reach(uint64_t max_stack = kMaxStack) : max_stack_(max_stack < 1 ? 1 : max_stack) {}
   ~Reach();
   Reach(const Reach &) = delete;
   Reach &operator=(const Reach &) = delete;
@@ -33,10 +39,16 @@ class Reach {
 
   uint64_t blocks = 0, bytes = 0;  // reachable
   uint64_t roots = 0;              // live roots seen
+  uint64_t rescans = 0;            // rounds over every marked block after a stack overflow
 
  private:
   bool mark(const BlockRef &b);
   void push(uint64_t off);
+  void scan(uint64_t offset, uint64_t size);
+  void drain();
+  int rescan_marked(Msg *why);
+  uint64_t max_stack_;
+  bool overflow_ = false;
   uint64_t *bits_ = nullptr;
   uint32_t *seg_head_ = nullptr;
   uint64_t *stack_ = nullptr;
