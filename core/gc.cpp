@@ -9,6 +9,14 @@
 // or offline), before any segment is discovered, so there is no volatile state to keep in step.
 // A heap without roots is reset entirely (its root tables too). Cost: O(reachable bytes) to mark
 // plus O(metadata) to sweep.
+//
+// Pacing (heap_gc_due): the shim collects at open only when it pays for itself, as a paced
+// collector does: when the extent has grown, since the last collection, by at least what that
+// collection kept (and by kGcAlwaysBelow). So the mark's cost, O(what is reachable), is paid once
+// per doubling, amortised over what was allocated, not at every start. A heap without roots is
+// reset at every open (O(metadata), no data read); a heap of at most kGcAlwaysBelow is collected
+// at every open (a bounded cost, and its leftovers stay small). The record is the superblock's
+// gc_extent and gc_kept (zero in heaps no collection has seen: then the next open collects).
 #include <cerrno>
 #include <new>
 
@@ -96,8 +104,18 @@ class Sweep : public WalkVisitor {
 
 void set_root_table(Superblock &sb, uint64_t off) { sb.root_table = off; }
 void set_size(Superblock &sb, uint64_t size) { sb.size = size; }
+void set_gc_record(Superblock &sb, uint64_t kept) { sb.gc_kept = kept, sb.gc_extent = sb.size; }
 
 }  // namespace
+
+bool heap_gc_due(const Heap *h) {
+  const Superblock &sb = h->sb;
+  const uint64_t size = h->size.load(std::memory_order_relaxed);
+  if (!sb.root_table || size <= kGcAlwaysBelow) return true;  // a reset, or a small heap: cheap
+  if (!sb.gc_extent || size < sb.gc_extent) return true;     // never collected (or shrunk since)
+  uint64_t grown = size - sb.gc_extent;
+  return grown >= sb.gc_kept && grown >= kGcAlwaysBelow;
+}
 
 int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
   *rep = GcReport{};
@@ -123,6 +141,10 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
   }
   rep->kept_blocks = reach.blocks;
   rep->kept_bytes = reach.bytes;
+  // The mark cannot see through a damaged segment (what only its blocks point to would look
+  // unreachable), and the sweep writes as it walks: the whole heap must walk cleanly first.
+  WalkVisitor validate;
+  if ((rc = walk_heap(h->image(), validate, why))) return rc;
   Sweep sweep(h, reach, dry_run, rep);
   if ((rc = walk_heap(h->image(), sweep, why))) return rc;
   if (reach.roots == 0 && dry_run) {
@@ -149,6 +171,9 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
     rep->new_size = keep;
   } else if (dry_run && keep < size) {
     rep->new_size = keep;
+  }
+  if (!dry_run) {  // the pace of the next collection: the extent must grow by what was kept
+    heap_update_super(h, set_gc_record, reach.bytes);
   }
   rep->ns = os::monotonic_ns() - t0;
   return 0;

@@ -341,6 +341,9 @@ struct GcReport {
   uint64_t ns = 0;                             // time taken
 };
 int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why);
+// Is a collection at this open worth its cost (gc.cpp: pacing)? O(1): reads the superblock only.
+constexpr uint64_t kGcAlwaysBelow = uint64_t{32} << 20;
+bool heap_gc_due(const Heap *h);
 
 // ---- fork.cpp: open heaps across fork (the child gets a private copy; the file is the parent's)
 void fork_register(Heap *h);    // at open

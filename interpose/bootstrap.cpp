@@ -150,7 +150,7 @@ Heap *open_process_heap() {
       m.add("libpersist: ").add(h->notes.str()).add("\n");
       say(m);
     }
-    if (o.gc && h->sb.opens > 1) reclaim(h, o);
+    if (h->sb.opens > 1 && (o.gc == kGcOpen || (o.gc == kGcAuto && heap_gc_due(h)))) reclaim(h, o);
     g_sync = o.sync;
     g_sites = o.sites;
     g_verbose = o.verbose;

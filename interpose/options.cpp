@@ -38,8 +38,9 @@ constexpr OptionRow kTable[] = {
      "make failing to persist fatal instead of running on a volatile heap"},
     {"PERSIST_ON_BUSY", kChoice, "volatile", 0, 2,
      "when another process holds the heap: volatile (private heap, one line on stderr), wait, fail"},
-    {"PERSIST_GC", kChoice, "open", 0, 1,
-     "open: at open, reclaim the blocks no root reaches (a heap without roots starts empty); never"},
+    {"PERSIST_GC", kChoice, "auto", 0, 2,
+     "auto: at open, reclaim the blocks no root reaches when the heap has grown by what the last "
+     "collection kept (a heap without roots starts empty); open: at every open; never"},
     {"PERSIST_KEEP", kBool, "0", 0, 1, "before reclaiming, keep the previous image as FILE.1"},
     {"PERSIST_RELOCATE", kChoice, "rewrite", 0, 1,
      "when the heap's address range is taken: rewrite (move it and shift its pointers), refuse"},
@@ -54,6 +55,7 @@ constexpr OptionRow kTable[] = {
 // by 3-4% (bench/: T11, under 5%).
 constexpr uint64_t kSitesDefaultInterval = 4 << 20;
 constexpr const char *kBusyNames[] = {"volatile", "wait", "fail"};
+constexpr const char *kGcNames[] = {"auto", "open", "never"};
 
 void warn(const char *name, const char *value, const char *why) {
   Msg m;
@@ -224,10 +226,13 @@ void options_load(Options *o) {
     else if (parse_u64(v, &bytes, true) && bytes >= r.min && bytes <= r.max) o->sites = bytes;
     else warn("PERSIST_SITES", v, "not off, on, or a sampling interval in bytes from 1 to 1T");
   }
-  o->gc = true;
+  o->gc = kGcAuto;
   if (const char *g = os::getenv_raw("PERSIST_GC"); g && *g) {
-    if (strcasecmp(g, "never") == 0) o->gc = false;
-    else if (strcasecmp(g, "open") != 0) warn("PERSIST_GC", g, "not one of open, never");
+    int found = -1;
+    for (int i = 0; i < 3; ++i)
+      if (strcasecmp(g, kGcNames[i]) == 0) found = i;
+    if (found < 0) warn("PERSIST_GC", g, "not one of auto, open, never");
+    else o->gc = found;
   }
   o->on_busy = kBusyVolatile;
   if (const char *b = os::getenv_raw("PERSIST_ON_BUSY"); b && *b) {
@@ -244,7 +249,7 @@ void options_print(const Options &o) {
   m.add("libpersist: PERSIST_FILE=").add(o.file).add(" PERSIST_ADDR=").hex(o.addr)
       .add(" PERSIST_MAX=").dec(o.max).add(" PERSIST_STRICT=").dec(o.strict)
       .add(" PERSIST_ON_BUSY=").add(kBusyNames[o.on_busy]).add(" PERSIST_GC=")
-      .add(o.gc ? "open" : "never").add(" PERSIST_KEEP=").dec(o.keep).add(" PERSIST_SYNC=");
+      .add(kGcNames[o.gc]).add(" PERSIST_KEEP=").dec(o.keep).add(" PERSIST_SYNC=");
   if (o.sync == kSyncExit) m.add("exit");
   else if (o.sync == kSyncNever) m.add("never");
   else m.dec(static_cast<uint64_t>(o.sync)).add("ms");

@@ -14,7 +14,7 @@ struct Options {
   bool strict;         // PERSIST_STRICT: failing to persist is fatal
   int on_busy;         // PERSIST_ON_BUSY: OnBusy
   bool secure;         // AT_SECURE: nothing was read, nothing is persisted
-  bool gc;             // PERSIST_GC=open: reclaim what no root reaches at open
+  int gc;              // PERSIST_GC: GcPolicy
   bool keep;           // PERSIST_KEEP: keep the previous image as FILE.1 before reclaiming
   int sync;            // PERSIST_SYNC: kSyncNever, kSyncExit, or an interval in milliseconds
   unsigned relocate;   // PERSIST_RELOCATE: PERSIST_RELOCATE_REWRITE or _REFUSE
@@ -22,6 +22,8 @@ struct Options {
 };
 
 enum SyncPolicy { kSyncNever = 0, kSyncExit = -1 };
+
+enum GcPolicy { kGcAuto = 0, kGcOpen = 1, kGcNever = 2 };
 
 enum OnBusy { kBusyVolatile = 0, kBusyWait = 1, kBusyFail = 2 };
 
