@@ -2,6 +2,8 @@
 
 - micro:    the Google Benchmark fast paths, under each allocator (malloc) and through
             libpersist's heap handles (persist_alloc), interleaved rounds;
+- restart:  the whole-process warm restart of an aware program through the shim, with its
+            defaults and ASLR on, against heap size (T4, T5);
 - reopen:   libpersist's open after a clean close and after kill -9, against heap size (T4, T5);
 - heapsize: libpersist's heap file against live bytes (T3);
 - peers:    the 1M-entry map task in libpersist, PMDK libpmemobj and Boost.Interprocess (T8);
@@ -15,8 +17,9 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 
-from .measure import RESULT_RE, child_env, log, reap, spawn
+from .measure import RESULT_RE, child_env, clean_env, log, read_rss, reap, spawn, wrapped
 
 
 def _run(argv, env=None, timeout=900):
@@ -74,6 +77,83 @@ def micro(bench_bin, allocs, rounds, min_time, shm_dir):
                     per.setdefault(b["name"], {}).setdefault(a.name, []).append(1e9 / ips)
             log("  micro %-13s round %d/%d done" % (a.name, r + 1, rounds))
     return {name: {a: statistics.median(v) for a, v in d.items()} for name, d in per.items()}
+
+
+# ---- whole-process restart ---------------------------------------------------------------------
+
+def _timed(argv, variables, rss_file, timeout=3600):
+    """Run argv with the variables (under /usr/bin/time for its peak RSS, the variables set for the
+    program only); returns (exit code, wall ms, peak RSS KiB, stderr tail)."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = spawn(wrapped(argv, variables, rss_file), clean_env(), stdout=subprocess.DEVNULL, stderr=err)
+        code, _, timed_out = reap(proc, timeout)
+        wall = (time.perf_counter() - t0) * 1e3
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip()[-300:]
+    if timed_out:
+        tail = "timeout " + tail
+    return code, wall, read_rss(rss_file), tail
+
+
+def restart(libpersist, bench_bin, sizes_mib, restarts, shm_dir, tmp):
+    """For each heap size and each way of ending (a clean exit, kill -9): one process builds the
+    aware program's list (restart.cpp), then `restarts` processes restart it, each timed as a whole
+    (fork, exec, ld.so, the shim's open, main, exit) with its peak RSS. Through the shim with its
+    defaults (PERSIST_GC, PERSIST_IMAGES, ...) and ASLR on. The first restart after the build is
+    reported apart from the median of the others: it is where a paced collection runs once, after
+    the heap grew."""
+    exe = os.path.join(bench_bin, "restart")
+    rss_file = os.path.join(tmp, "restart-rss.txt")
+    out = []
+    for mib in sizes_mib:
+        for close in ("clean", "kill"):
+            path = os.path.join(shm_dir, "restart-%d.heap" % mib)
+            for f in os.listdir(shm_dir):
+                if f.startswith("restart-%d.heap" % mib):
+                    os.unlink(os.path.join(shm_dir, f))
+            env = {"LD_PRELOAD": libpersist, "PERSIST_FILE": path}
+            want = 0 if close == "clean" else 128 + 9  # /usr/bin/time exits 128 + the signal
+            row = {"mib": mib, "close": close}
+            code, wall, rss, tail = _timed([exe, "mode=build", "mib=%d" % mib, "close=" + close], env, rss_file)
+            if code != want:
+                row["error"] = "build: exit %d %s" % (code, tail)
+                out.append(row)
+                log("  restart %5d MiB %-5s %s" % (mib, close, row["error"]))
+                continue
+            row["build_ms"], row["build_rss_kb"] = wall, rss
+            walls, rsses = [], []
+            for i in range(restarts + 1):
+                code, wall, rss, tail = _timed([exe, "mode=restart", "close=" + close], env, rss_file)
+                if code != want:
+                    row["error"] = "restart %d: exit %d %s" % (i + 1, code, tail)
+                    break
+                if i == 0:
+                    row["first_ms"], row["first_rss_kb"] = wall, rss
+                else:
+                    walls.append(wall)
+                    rsses.append(rss)
+            if walls:
+                row["median_ms"] = statistics.median(walls)
+                row["spread_ms"] = (max(walls) - min(walls)) / 2
+                row["rss_kb"] = max(rsses)
+            try:
+                row["file_du"] = os.stat(path).st_blocks * 512
+            except FileNotFoundError:
+                pass
+            for f in os.listdir(shm_dir):
+                if f.startswith("restart-%d.heap" % mib):
+                    os.unlink(os.path.join(shm_dir, f))
+            out.append(row)
+            log("  restart %5d MiB %-5s %s" % (mib, close, {k: round(v, 2) if isinstance(v, float) else v
+                                                          for k, v in row.items() if k not in ("mib", "close")}))
+    base = {r["close"]: r for r in out if r["mib"] == min(sizes_mib) and "median_ms" in r}
+    for r in out:
+        b = base.get(r["close"])
+        if b and "median_ms" in r:
+            r["ratio"] = r["median_ms"] / b["median_ms"]
+            r["first_ratio"] = r["first_ms"] / b["first_ms"]
+    return out
 
 
 # ---- reopen -----------------------------------------------------------------------------------

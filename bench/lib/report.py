@@ -93,6 +93,22 @@ def micro_table(micro):
     return "\n".join(lines)
 
 
+def restart_table(rows):
+    lines = ["| heap MiB | ended by | build s | first restart ms (ratio) | first restart RSS MiB | "
+             "restarts: median ms ±half-range (ratio) | restarts: peak RSS MiB | file du MiB |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append("| %d | %s | error: %s |" % (r["mib"], r["close"], r["error"]))
+            continue
+        lines.append("| %d | %s | %s | %s (%s) | %s | %s ±%s (%s) | %s | %s |" % (
+            r["mib"], "exit" if r["close"] == "clean" else "kill -9", _fmt(r.get("build_ms", 0) / 1e3),
+            _fmt(r.get("first_ms")), _fmt(r.get("first_ratio")), _fmt((r.get("first_rss_kb") or 0) / 1024),
+            _fmt(r.get("median_ms")), _fmt(r.get("spread_ms")), _fmt(r.get("ratio")),
+            _fmt((r.get("rss_kb") or 0) / 1024), _fmt((r.get("file_du") or 0) / 2**20)))
+    return "\n".join(lines)
+
+
 def reopen_table(rows):
     lines = ["| heap (MiB live) | segments | clean close, ASLR on: open ms | clean, ASLR off: open ms | "
              "clean, ASLR off: first use ms | kill -9: open ms | kill -9: first use ms | kill -9: discover rest ms | "

@@ -68,6 +68,25 @@ def judge(results):
             verdict = verdict and worst_du <= 1.25
         out.append(("T3 peak RSS ≤ 1.1x jemalloc; file ≤ 1.25x peak live", text, "met" if verdict else "NOT met"))
 
+    rs = [r for r in results.get("restart", []) if "median_ms" in r]
+    for close, name, label in (("clean", "T4", "T4 warm restart (whole process, shim defaults, ASLR on): largest ≤ 2x 1 MiB, RSS flat"),
+                               ("kill", "T5", "T5 restart after kill -9: ≤ 20 ms/GiB over the 1 MiB restart, RSS flat")):
+        rows = sorted((r for r in rs if r["close"] == close), key=lambda r: r["mib"])
+        if len(rows) < 2:
+            continue
+        small, big = rows[0], rows[-1]
+        text = "; ".join("%d MiB: %.1f ms (%.2fx), RSS %.1f MiB; first restart %.1f ms (%.2fx), RSS %.1f MiB" % (
+            r["mib"], r["median_ms"], r.get("ratio", 0), r["rss_kb"] / 1024, r["first_ms"], r.get("first_ratio", 0),
+            (r.get("first_rss_kb") or 0) / 1024) for r in rows)
+        rss_flat = big["rss_kb"] <= small["rss_kb"] * 1.5 + 4096
+        if close == "clean":
+            ok = big["median_ms"] <= 2 * small["median_ms"] and rss_flat
+        else:
+            gib = (big["mib"] - small["mib"]) / 1024.0
+            ok = (big["median_ms"] - small["median_ms"]) <= 20 * max(gib, 1e-9) and rss_flat
+        out.append((label, text, ("met" if ok else "NOT met") + " (the first restart after the heap grew is "
+                    "where a paced collection may run once)"))
+
     ro = results.get("reopen", [])
     clean = [(r["mib"], r["clean"]["open_ms"], r.get("clean-noaslr", {}).get("open_ms")) for r in ro
              if "open_ms" in r.get("clean", {})]
