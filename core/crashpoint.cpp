@@ -46,5 +46,11 @@ void crash_point(const char *name) {
   }
 }
 
+uint64_t crash_point_arm(int64_t at) {
+  crash_at();  // the environment's setting is read (and replaced) once
+  g_crash_at.store(at < 0 ? 0 : at, std::memory_order_relaxed);
+  return g_passages.exchange(0, std::memory_order_relaxed);
+}
+
 }  // namespace persist
 #endif

@@ -8,9 +8,14 @@
 // exit, so a test can walk N = 1 .. total. In every other build the macro is empty.
 #pragma once
 
+#include <cstdint>
+
 namespace persist {
 #ifdef PERSIST_CRASH_POINTS
 void crash_point(const char *name);
+// For tests that fork the process to crash (rather than exec it with PERSIST_CRASH_AT): from now
+// on, die at the `at`-th passage (0: never), counting from zero. Returns the passages so far.
+uint64_t crash_point_arm(int64_t at);
 #define PERSIST_CRASH_POINT(name) ::persist::crash_point(name)
 #else
 #define PERSIST_CRASH_POINT(name) ((void)0)

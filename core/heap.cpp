@@ -12,7 +12,7 @@
 #include "heap.h"
 #include "platform.h"
 #include "modules.h"
-#include "relocate.h"
+#include "recover.h"
 #include "superblock.h"
 
 namespace persist {
@@ -85,6 +85,8 @@ int format(Heap *h, uint64_t size, uint32_t flags) {
   int rc = segment_format_first(h);
   if (rc) return rc;
   h->sb = super_new(reinterpret_cast<uint64_t>(h->base), h->reserve, size, flags);
+  h->sb.actions = heap_area_format(h);
+  h->sb.gc_extent = size;  // nothing to collect yet: the pace starts here
   h->sb.opens = 1;
   h->sb.owner_pid = static_cast<uint64_t>(os::getpid_cached());
   // Both slots are written so that a crash right after creation leaves a valid, older copy.
@@ -218,43 +220,47 @@ int create_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, 
   return 0;
 }
 
-void begin_move(Superblock &sb, uint64_t to) {
-  if (!(sb.flags & kSuperFlagRelocating)) sb.reloc_from = sb.base;
-  sb.reloc_to = to;
-  sb.flags |= kSuperFlagRelocating;
-}
-
-void end_move(Superblock &sb, uint64_t words) {
-  sb.base = sb.reloc_to;
-  sb.reloc_words = words;
-  ++sb.relocations;
-  sb.flags &= ~kSuperFlagRelocating;
-}
-
-// Rewrite what points to where things were: the heap itself when it is mapped at h->base rather
-// than where its pointers were written for (h->sb.base, or for an interrupted relocation
-// h->sb.reloc_from), and program images loaded elsewhere than at the last close. Each move is
-// recorded before the first word changes, so a crash in the pass is finished by the next open.
-int relocate_heap(Heap *h, bool heap_moves, Msg *why) {
-  MoveRange r[64];
-  int n = 0;
-  if (heap_moves) {
-    uint64_t to = reinterpret_cast<uint64_t>(h->base);
-    heap_update_super(h, begin_move, to);
-    PERSIST_CRASH_POINT("reloc.begin");
-    r[n++] = MoveRange{h->sb.reloc_from, h->sb.size, to};
-    h->old_base = h->sb.reloc_from;
+// Map the heap somewhere else than where its pointers point (a move): at `addr` when given, else
+// at the first free candidate. The new range must meet no range words will be moved from (the
+// heap's old range, the recorded program images: recover.h), so that the pass is idempotent; the
+// module table is only readable once mapped, so a candidate is mapped, checked, and dropped if it
+// meets one.
+int map_moved(Heap *h, const Superblock &sb, uintptr_t addr, Msg *why) {
+  const uint64_t from = (sb.flags & kSuperFlagRelocating) ? sb.reloc_from : sb.base;
+  for (int k = 0; k <= 16; ++k) {
+    // Candidates above the default base, 1 TiB apart (far from where Linux puts images and
+    // mmaps); the kernel's choice last.
+    uintptr_t want = addr ? addr : k < 16 ? PERSIST_DEFAULT_ADDR + (static_cast<uint64_t>(k) + 1) * (uint64_t{1} << 40) : 0;
+    void *at = nullptr;
+    int rc = os::reserve(want, h->reserve, &at);
+    if (rc) {
+      if (addr) {
+        why->add("the address range ").hex(addr).add("+").hex(h->reserve).add(" is occupied");
+        return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+      }
+      continue;
+    }
+    uint64_t b = reinterpret_cast<uint64_t>(at);
+    bool bad = b < from + sb.size && from < b + sb.size;
+    if (!bad && (rc = os::map_file(at, h->reserve, h->fd, true)) == 0) {
+      Image img;
+      img.mem = static_cast<uint8_t *>(at), img.len = sb.size, img.sb = sb;
+      bad = heap_range_meets_modules(img, b, sb.size);
+      if (!bad) {
+        h->base = static_cast<uint8_t *>(at);
+        return 0;
+      }
+    }
+    os::unmap(at, h->reserve);
+    if (rc) return rc;
+    if (addr) {
+      why->add("the new address ").hex(addr).add(" overlaps the heap's old range at ").hex(from)
+          .add(" or a program image its pointers point into");
+      return -EINVAL;
+    }
   }
-  modules_plan(h, r, 64, &n, &h->notes);
-  if (n == 0) return 0;
-  uint64_t words = 0;
-  int rc = relocate_words(h->base, h->image(), r, n, actions_table(h->image()), &words, why);
-  if (rc) return rc;
-  h->relocated_words = words;
-  modules_done(h);
-  if (heap_moves) heap_update_super(h, end_move, words);
-  PERSIST_CRASH_POINT("reloc.done");
-  return 0;
+  why->add("cannot reserve an address range to move the heap to");
+  return -ENOMEM;
 }
 
 int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, unsigned relocate,
@@ -324,6 +330,7 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
   rc = want % kPageSize ? -EINVAL : os::reserve(want, h->reserve, &at);
   if (rc == 0 && want == sb.base && !resuming) {
     h->base = static_cast<uint8_t *>(at);  // where it was: nothing to move
+    rc = os::map_file(h->base, h->reserve, h->fd, true);
   } else if (relocate == PERSIST_RELOCATE_READONLY) {
     if (rc == 0) os::unmap(at, h->reserve);
     const void *ro = nullptr;
@@ -334,54 +341,55 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     h->base = static_cast<uint8_t *>(const_cast<void *>(ro));
     h->reserve = sb.size;
     h->readonly = true;
-  } else if (relocate == PERSIST_RELOCATE_REFUSE || (resuming && rc != 0)) {
+  } else if (relocate == PERSIST_RELOCATE_REFUSE) {
     if (rc == 0) os::unmap(at, h->reserve);
     if (rc == -EEXIST) why->add("the heap's address range ").hex(want).add("+").hex(h->reserve).add(" is occupied");
     else if (rc == 0) why->add("the heap lives at ").hex(sb.base).add(", not at ").hex(want);
     if (resuming) why->add(" (an interrupted relocation must be finished at ").hex(sb.reloc_to).add(")");
     teardown(h);
     return rc == 0 ? PERSIST_E_MOVED : rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
+  } else if (rc == 0 && resuming) {
+    h->base = static_cast<uint8_t *>(at);  // where an interrupted relocation was going
+    rc = os::map_file(h->base, h->reserve, h->fd, true);
+  } else if (resuming) {
+    why->add("the heap's address range ").hex(want).add("+").hex(h->reserve)
+        .add(" is occupied (an interrupted relocation must be finished there)");
+    teardown(h);
+    return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
   } else {
-    // Move: anywhere the kernel likes unless `addr` said where, but never overlapping the old
-    // range, so that the pass is idempotent.
-    if (rc != 0 && (addr || (rc = os::reserve(0, h->reserve, &at)))) {
-      why->add("cannot reserve the address range to move the heap to");
-      teardown(h);
-      return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
-    }
-    uint64_t b = reinterpret_cast<uint64_t>(at), from = resuming ? sb.reloc_from : sb.base;
-    if (b < from + sb.size && from < b + sb.size) {
-      os::unmap(at, h->reserve);
-      why->add("the new address ").hex(b).add(" overlaps the heap's old range at ").hex(from);
-      teardown(h);
-      return -EINVAL;
-    }
-    h->base = static_cast<uint8_t *>(at);
+    if (rc == 0) os::unmap(at, h->reserve);
+    rc = map_moved(h, sb, addr, why);
   }
-  if ((rc = h->readonly ? finish_open(h)
-                        : (os::map_file(h->base, h->reserve, h->fd, true) ?: finish_open(h)))) {
+  if (rc || (rc = finish_open(h))) {
     teardown(h);
     return rc;
   }
   h->sb = sb;
+  if (h->sb.minor < kFormatMinor && !h->readonly) h->sb.minor = kFormatMinor;
   h->size.store(sb.size, std::memory_order_relaxed);
   h->clean_at_open = sb.state == kStateClean;
   if (h->readonly) {
     *out = h;
     return 0;
   }
-  if ((rc = relocate_heap(h, reinterpret_cast<uint64_t>(h->base) != sb.base || resuming, why))) {
+  // Recovery is what open does (recover.h): the heap's words agree with where things are now.
+  RecoverPolicy policy;
+  policy.rewrite_images = !(flags & PERSIST_OPEN_KEEP_IMAGES) && relocate != PERSIST_RELOCATE_REFUSE;
+  if (relocate == PERSIST_RELOCATE_REFUSE && heap_moves_pending(h->image())) {
+    why->add("an interrupted relocation of its pointers must be finished first (open it with relocation allowed)");
+    teardown(h);
+    return PERSIST_E_MOVED;
+  }
+  if ((rc = heap_recover_moves(h, policy, why))) {
     teardown(h);
     return rc;
   }
   heap_recover_actions(h);  // finish interrupted publish / clear actions
-  sb = h->sb;
-  h->sb = sb;
-  h->size.store(sb.size, std::memory_order_relaxed);
-  h->clean_at_open = sb.state == kStateClean;
   h->sb.reserve = h->reserve;
   heap_update_super(h, set_state, kStateDirty);
   PERSIST_CRASH_POINT("open.dirty");
+  h->record_images = policy.rewrite_images;  // recorded only where pointers were made to agree
+  if (h->record_images) modules_record(h);  // what this process's pointers point into
   *out = h;
   return 0;
 }
@@ -500,7 +508,7 @@ void heap_mark_clean(Heap *h, bool durable) {
 }
 
 int heap_close(Heap *h) {
-  if (!h->readonly) modules_record(h);
+  if (!h->readonly && h->record_images) modules_record(h);
   thread_heaps_retire_all(h);
   if (!h->readonly) heap_mark_clean(h, true);
   teardown(h);

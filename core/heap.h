@@ -167,6 +167,7 @@ struct Heap : persist_heap {
   bool region = false;      // caller-provided memory
   bool clean_at_open = false;
   bool readonly = false;        // mapped read-only for archeology (PERSIST_RELOCATE_READONLY)
+  bool record_images = true;    // record the loaded modules at open and close (not KEEP_IMAGES)
   uint64_t old_base = 0;        // where the heap's pointers pointed before this open
   uint64_t relocated_words = 0; // words the relocation at this open rewrote
   Msg notes;                    // things open noticed and left alone (changed program images)
@@ -275,6 +276,9 @@ Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err);
 void pages_free_span(Heap *h, Span *s);  // an empty run or a large block
 void pages_mark_sampled(Heap *h, Span *s);  // a large block's SampleRecord is written: commit it
 void pages_free_huge(Heap *h, Span *s);
+// A large block at [page, page + pages) of a segment nothing has discovered yet (a heap being
+// formatted): disk space, then its descriptors, CONT first and HEAD last; discovery finds it.
+int pages_format_large(Heap *h, uint64_t page, uint32_t pages);
 bool pages_resize_large(Heap *h, Span *s, size_t bytes);  // in place; false if not possible
 void pages_trim(Heap *h);                                 // give back free pages' disk space
 bool pages_release_kept(Heap *h);  // page_lock held: turn the kept empty segments into free ones
@@ -358,6 +362,9 @@ int heap_free_clear(Heap *h, void **slot);
 int heap_recover_actions(Heap *h);  // at open: finish what active entries describe
 uint64_t actions_table(const Image &img);  // the heap's own area's offset if valid, else 0
 ActionLog *heap_area(Heap *h, bool create);  // the heap's own area (created on first need)
+// A new heap's own area, placed in segment 0 before the heap is handed out (so that a process
+// killed before its first close has still recorded its program images). 0, or the area offset.
+uint64_t heap_area_format(Heap *h);
 
 // ---- roots.cpp
 void *roots_find_or_create(Heap *h, const char *tag, size_t size, int *err);

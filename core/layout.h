@@ -196,11 +196,16 @@ constexpr uint32_t kRootsPerTable = (kRootTableBytes - sizeof(RootTableHeader)) 
 // here: it names the slot (and, once known, the block) before anything is committed, and is cleared
 // after the slot store. Open finishes what an active entry describes (publish.cpp).
 //
-// Program images: the modules loaded when the heap was last closed. At the next open, a module
-// loaded at another address with the same build-id has the words pointing into its old range
-// shifted (modules.h). Two tables: close fills the one that is not current and then flips
-// `modules_current` (one store), so a crash while recording leaves the previous record. `moving`
-// is stored before a pass shifts a module's pointers and cleared after, so a pass can be resumed.
+// Program images: the modules loaded when the heap was last opened or closed. At the next open, a
+// module loaded at another address with the same build-id has the words pointing into its old
+// range shifted (modules.h, recover.cpp). Two tables: recording fills the one that is not current
+// and then flips `modules_current` (one store), so a crash while recording leaves the previous
+// record. A move is recorded before a pass shifts any word and cleared after, so that a crash in
+// the middle is finished by the next open from the record alone (the module need not be loaded):
+// `moving` is the bias the module's pointers go to; `via` is 1 when they go there in two steps,
+// through a scratch range no real address can be in (recover.cpp: when the new range overlaps a
+// range words are moved from, one pass would not be idempotent); `reloc_phase` says which step
+// (1: the first pass, over every move; 2: the second, from the scratch ranges).
 constexpr uint32_t kActionLogMagic = 0x4e544341;  // "ACTN"
 constexpr uint32_t kActionEntries = 64;
 enum ActionState : uint32_t { kActionIdle = 0, kActionActive = 1 };
@@ -225,7 +230,7 @@ struct ModuleEntry {
   uint64_t end;
   uint64_t moving;   // non-zero: a pass is shifting its pointers to this bias
   uint32_t id_len;   // build-id length (modules without one are not recorded)
-  uint32_t reserved;
+  uint32_t via;      // 1: the move goes through the module's scratch range (two passes)
   uint8_t build_id[kModuleIdMax];
   char path[kModulePathMax];
 };
@@ -243,7 +248,7 @@ struct ActionLog {
   uint32_t magic;            // kActionLogMagic
   uint32_t capacity;         // kActionEntries
   uint32_t modules_current;  // 0 or 1: the valid ModuleTable; kNoModules: none
-  uint32_t reserved32;
+  uint32_t reloc_phase;      // a move of modules with `via` set: 2 once the first pass is done
   uint64_t reserved[2];
   ActionEntry entry[kActionEntries];
   ModuleTable modules[2];

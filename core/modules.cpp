@@ -9,11 +9,10 @@
 namespace persist {
 namespace {
 
-struct Loaded {  // a module loaded now, matched by build-id
+struct Match {  // looking for one recorded module among the loaded ones
   const ModuleEntry *want;
-  bool found = false;
-  bool same_path_other_id = false;
-  uint64_t bias = 0, start = 0, end = 0;
+  bool found = false, rebuilt = false;
+  uint64_t bias = 0;
 };
 
 const char *base_name(const char *p) {
@@ -21,22 +20,8 @@ const char *base_name(const char *p) {
   return s ? s + 1 : p;
 }
 
-int match(const os::ModuleInfo &m, void *arg) {
-  auto *l = static_cast<Loaded *>(arg);
-  const ModuleEntry &e = *l->want;
-  if (m.id_len == e.id_len && m.id_len && memcmp(m.build_id, e.build_id, m.id_len) == 0) {
-    l->found = true, l->bias = m.bias, l->start = m.start, l->end = m.end;
-    return 1;
-  }
-  if (m.path && m.path[0] && strcmp(base_name(m.path), base_name(e.path)) == 0) l->same_path_other_id = true;
-  return 0;
-}
-
-bool disjoint(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a + alen <= b || b + blen <= a; }
-
-ModuleTable *table(Heap *h) {
-  ActionLog *log = heap_area(h, false);
-  return log && log->modules_current < 2 ? &log->modules[log->modules_current] : nullptr;
+bool valid_entry(const ModuleEntry &e) {
+  return e.id_len && e.id_len <= kModuleIdMax && e.end > e.start && memchr(e.path, 0, kModulePathMax);
 }
 
 int collect(const os::ModuleInfo &m, void *arg) {
@@ -52,72 +37,73 @@ int collect(const os::ModuleInfo &m, void *arg) {
   return 0;
 }
 
-}  // namespace
-
-void modules_plan(Heap *h, MoveRange *out, int max, int *n, Msg *report) {
-  ModuleTable *t = table(h);
-  if (!t) return;
-  for (uint32_t i = 0; i < t->count && i < kModulesMax && *n < max; ++i) {
-    ModuleEntry &e = t->entry[i];
-    if (!e.id_len || e.id_len > kModuleIdMax || e.end <= e.start) continue;
-    e.path[kModulePathMax - 1] = 0;
-    Loaded l{&e};
-    os::each_module(match, &l);
-    if (!l.found) {
-      if (l.same_path_other_id) report->add("module ").add(e.path).add(" changed (another build-id): its pointers are left alone; ");
-      continue;
-    }
-    uint64_t len = e.end - e.start;
-    if (e.moving && e.moving != l.bias) {  // an interrupted pass towards another address
-      uint64_t mid = e.start - e.bias + e.moving, now = e.start - e.bias + l.bias;
-      if (*n + 2 > max || !disjoint(e.start, len, now, len) || !disjoint(mid, len, now, len)) {
-        report->add("module ").add(e.path).add(": an interrupted move cannot be finished; ");
-        continue;
-      }
-      out[(*n)++] = MoveRange{mid, len, now};
-    } else if (!e.moving && l.bias == e.bias) {
-      continue;  // where it was
-    }
-    uint64_t now = e.start - e.bias + l.bias;
-    if (!disjoint(e.start, len, now, len)) {
-      report->add("module ").add(e.path).add(" moved by less than its size: its pointers are left alone; ");
-      continue;
-    }
-    __atomic_store_n(&e.moving, l.bias, __ATOMIC_RELEASE);  // recorded before any word changes
-    out[(*n)++] = MoveRange{e.start, len, now};
-  }
-  PERSIST_CRASH_POINT("modules.plan");
+bool same_id(const ModuleEntry &a, const ModuleEntry &b) {
+  return a.id_len == b.id_len && memcmp(a.build_id, b.build_id, a.id_len) == 0;
 }
 
-void modules_done(Heap *h) {
-  ModuleTable *t = table(h);
-  if (!t) return;
+bool overlaps(const ModuleEntry &a, const ModuleEntry &b) { return a.start < b.end && b.start < a.end; }
+
+}  // namespace
+
+const ModuleTable *modules_table(const Image &img) {
+  uint64_t off = actions_table(img);
+  if (!off) return nullptr;
+  const auto *log = reinterpret_cast<const ActionLog *>(img.mem + off);
+  return log->modules_current < 2 ? &log->modules[log->modules_current] : nullptr;
+}
+
+ModuleTable *modules_table(Heap *h) { return const_cast<ModuleTable *>(modules_table(h->image())); }
+
+bool module_loaded(const ModuleEntry &e, uint64_t *bias, bool *rebuilt) {
+  Match m{&e};
+  if (valid_entry(e))
+    os::each_module(
+        [](const os::ModuleInfo &mi, void *arg) -> int {
+          auto *l = static_cast<Match *>(arg);
+          const ModuleEntry &w = *l->want;
+          if (mi.id_len == w.id_len && memcmp(mi.build_id, w.build_id, mi.id_len) == 0) {
+            l->found = true, l->bias = mi.bias;
+            return 1;
+          }
+          if (mi.path && mi.path[0] && strcmp(base_name(mi.path), base_name(w.path)) == 0) l->rebuilt = true;
+          return 0;
+        },
+        &m);
+  *bias = m.bias;
+  if (rebuilt) *rebuilt = !m.found && m.rebuilt;
+  return m.found;
+}
+
+bool modules_moved(const ModuleTable *t) {
+  if (!t) return false;
   for (uint32_t i = 0; i < t->count && i < kModulesMax; ++i) {
-    ModuleEntry &e = t->entry[i];
-    if (!e.moving) continue;
-    uint64_t delta = e.moving - e.bias;
-    e.start += delta, e.end += delta, e.bias = e.moving;
-    __atomic_store_n(&e.moving, uint64_t{0}, __ATOMIC_RELEASE);
+    uint64_t bias = 0;
+    if (module_loaded(t->entry[i], &bias, nullptr) && bias != t->entry[i].bias) return true;
   }
+  return false;
 }
 
 void modules_record(Heap *h) {
   ActionLog *log = heap_area(h, true);
   if (!log) return;
+  const ModuleTable *old = log->modules_current < 2 ? &log->modules[log->modules_current] : nullptr;
+  for (uint32_t i = 0; old && i < old->count && i < kModulesMax; ++i)
+    if (old->entry[i].moving) return;  // an interrupted move: recover.cpp finishes it first
   uint32_t next = log->modules_current == 0 ? 1 : 0;
   ModuleTable *t = &log->modules[next];
   t->count = 0;
   os::each_module(collect, t);
   // Keep what was recorded of modules this process has not loaded (another program's executable,
-  // when a tool or a second program closes the heap): their pointers must still be found later.
-  if (const ModuleTable *old = table(h)) {
-    for (uint32_t i = 0; i < old->count && i < kModulesMax && t->count < kModulesMax; ++i) {
-      const ModuleEntry &e = old->entry[i];
-      bool loaded = false;
-      for (uint32_t k = 0; k < t->count && !loaded; ++k)
-        loaded = t->entry[k].id_len == e.id_len && memcmp(t->entry[k].build_id, e.build_id, e.id_len) == 0;
-      if (!loaded && !e.moving) t->entry[t->count++] = e;
-    }
+  // when a tool or a second program closes the heap): their pointers must still be found later,
+  // as long as they cannot be mistaken for pointers into what is loaded now.
+  const uint32_t loaded = t->count;
+  for (uint32_t i = 0; old && i < old->count && i < kModulesMax && t->count < kModulesMax; ++i) {
+    const ModuleEntry &e = old->entry[i];
+    if (!valid_entry(e)) continue;
+    bool keep = true;
+    for (uint32_t k = 0; k < t->count && keep; ++k)
+      keep = !same_id(t->entry[k], e) && !(k < loaded && overlaps(t->entry[k], e));
+    if (keep) t->entry[t->count++] = e;
   }
   std::atomic_thread_fence(std::memory_order_release);
   __atomic_store_n(&log->modules_current, next, __ATOMIC_RELEASE);  // the commit point

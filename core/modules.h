@@ -1,27 +1,38 @@
-// modules.h — pointers from the heap into program images (executables and shared libraries) that
-// ASLR loads elsewhere on the next run: C++ vtables, function pointers, string literals.
+// modules.h — the program images (executables and shared libraries) a heap's pointers may point
+// into: C++ vtables, function pointers, string literals. The table of the modules loaded when the
+// heap was last opened or closed (ModuleTable in the heap's own area, layout.h) is AUTHORITATIVE:
+// it says for which load addresses the heap's image pointers were written. recover.cpp plans the
+// moves from it; this file reads it, matches it against what is loaded now, and records it.
 //
-// At close the heap records the loaded modules (ModuleTable in the heap's own area, layout.h). At open, each recorded
-// module that is loaded again with the same build-id at another address contributes a MoveRange
-// to the relocation pass; a module loaded with another build-id is reported and its pointers are
-// left alone (never "fixed" into a different binary). Modules dlopen'ed after the heap is opened
-// are not loaded yet at open and so are not matched.
+// A module is matched by build-id: loaded again with the same build-id at another bias, its
+// pointers can be shifted; loaded with another build-id (rebuilt), it is reported and its pointers
+// are left alone (never "fixed" into a different binary). Modules dlopen'ed after the heap is
+// opened are not loaded at open, so they are not matched then.
 #pragma once
 
 #include <cstdint>
 
 #include "heap.h"
-#include "relocate.h"
 
 namespace persist {
 
-// Plan the module moves of an opening heap: stores `moving` in the table (persistently, before
-// any word changes) and appends the ranges to out[*n..max). Reports changed modules in `report`.
-void modules_plan(Heap *h, MoveRange *out, int max, int *n, Msg *report);
-// After the pass: the moved modules' entries now describe where they are.
-void modules_done(Heap *h);
-// Record the modules loaded now (at close or process exit) in the table that is not current, then
-// make it current: no allocation, and a crash while recording leaves the previous record.
+// The current module table of a heap image (nullptr: none recorded, or the area is not valid).
+const ModuleTable *modules_table(const Image &img);
+ModuleTable *modules_table(Heap *h);
+
+// Where the module of entry e is loaded now, found by its build-id: true and its bias, or false
+// (*rebuilt: a module with its file name but another build-id is loaded).
+bool module_loaded(const ModuleEntry &e, uint64_t *bias, bool *rebuilt);
+
+// Would some recorded module that is loaded now sit at another address than recorded? O(modules):
+// what the shim asks before deciding to run the program with its images at fixed addresses.
+bool modules_moved(const ModuleTable *t);
+
+// Record the modules loaded now (at open, after recovery, and at close) in the table that is not
+// current, then make it current with one store: no allocation, and a crash while recording leaves
+// the previous record. Entries of modules this process has not loaded (another program's
+// executable) are kept unless their range overlaps one that is loaded now (their pointers could no
+// longer be told apart). A table with a move in progress is never replaced (recover.cpp first).
 void modules_record(Heap *h);
 
 }  // namespace persist

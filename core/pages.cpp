@@ -343,6 +343,15 @@ bool pages_release_kept_huge(Heap *h) {
   return released;
 }
 
+int pages_format_large(Heap *h, uint64_t page, uint32_t pages) {
+  if (int rc = back_pages(h, page, pages)) return rc;
+  for (uint32_t q = 1; q < pages; ++q)
+    store_desc(h, page + q, PageDesc{kPageLargeCont, 0, static_cast<uint16_t>(q), 0});
+  std::atomic_thread_fence(std::memory_order_release);
+  store_desc(h, page, PageDesc{kPageLargeHead, 0, 0, pages});
+  return 0;
+}
+
 Span *pages_alloc_run(Heap *h, unsigned cls, int *err) {
   const ClassInfo &ci = kClasses.info[cls];
   Span *s = get_span(h, ci.pages, 0, err);

@@ -12,6 +12,7 @@
 // crash, open redoes (2) and frees the block if nothing reaches it (it may have been freed and
 // reused by another thread before the crash, in which case something reaches it).
 #include <cerrno>
+#include <cstring>
 
 #include "../core/include/persist.h"
 #include "crashpoint.h"
@@ -39,6 +40,19 @@ ActionLog *heap_area(Heap *h, bool create) {
   log->modules_current = kNoModules;
   heap_update_super(h, set_actions, h->off(log));  // a crash before this leaks the area only
   return log;
+}
+
+uint64_t heap_area_format(Heap *h) {
+  const uint32_t pages = static_cast<uint32_t>(pages_for(sizeof(ActionLog)));
+  if (h->image().segment_pages(0) < kFirstDataPage + 2 * pages) return 0;  // a small region: later
+  uint64_t off = uint64_t{kFirstDataPage} * kPageSize;
+  auto *log = reinterpret_cast<ActionLog *>(h->at(off));
+  if (pages_format_large(h, kFirstDataPage, pages)) return 0;  // no disk space: created on need
+  memset(log, 0, uint64_t{pages} * kPageSize);
+  log->magic = kActionLogMagic;
+  log->capacity = kActionEntries;
+  log->modules_current = kNoModules;
+  return off;
 }
 
 namespace {

@@ -10,8 +10,8 @@ namespace {
 
 class Rewrite : public WalkVisitor {
  public:
-  Rewrite(uint8_t *mem, const Image &img, const MoveRange *r, int n, uint64_t skip)
-      : mem_(mem), img_(img), r_(r), n_(n), skip_(skip) {}
+  Rewrite(uint8_t *mem, const Image &img, const MoveRange *r, int n, const uint64_t *skip, int nskip)
+      : mem_(mem), img_(img), r_(r), n_(n), skip_(skip), nskip_(nskip) {}
   uint64_t words = 0;
 
   void run(uint64_t page, uint32_t, unsigned cls, uint32_t used) override {
@@ -31,31 +31,34 @@ class Rewrite : public WalkVisitor {
 
  private:
   void block(uint64_t off, uint64_t size) {
-    if (off > img_.len || size > img_.len - off || off == skip_) return;
+    if (off > img_.len || size > img_.len - off) return;
+    for (int k = 0; k < nskip_; ++k)
+      if (off == skip_[k]) return;
     auto *w = reinterpret_cast<uint64_t *>(mem_ + off);
     for (uint64_t i = 0, n = size / 8; i < n; ++i) {
       uint64_t v = w[i];
       for (int k = 0; k < n_; ++k)
         if (v - r_[k].from < r_[k].len) {
-          w[i] = v - r_[k].from + r_[k].to;
+          w[i] = v - r_[k].from + r_[k].to;  // one store: any prefix of the pass can be resumed
           ++words;
+          PERSIST_CRASH_POINT("reloc.word");
           break;
         }
     }
-    PERSIST_CRASH_POINT("reloc.block");
   }
   uint8_t *mem_;
   const Image &img_;
   const MoveRange *r_;
   int n_;
-  uint64_t skip_;
+  const uint64_t *skip_;
+  int nskip_;
 };
 
 }  // namespace
 
-int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, uint64_t skip,
-                   uint64_t *words, Msg *why) {
-  Rewrite rw(mem, img, ranges, n, skip);
+int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, const uint64_t *skip,
+                   int nskip, uint64_t *words, Msg *why) {
+  Rewrite rw(mem, img, ranges, n, skip, nskip);
   int rc = walk_heap(img, rw, why);
   *words = rw.words;
   return rc;

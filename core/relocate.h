@@ -19,11 +19,12 @@ struct MoveRange {
   uint64_t from, len, to;  // words in [from, from + len) become word - from + to
 };
 
-// Rewrite the live blocks of the heap image at `mem` (writable). Returns 0 and the number of
-// words changed, or PERSIST_E_CORRUPT (the walk failed; nothing after the damage was touched).
-// `skip` (an offset, 0: none) names a block left alone: the module table, whose fields are
-// addresses inside the ranges by design.
-int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, uint64_t skip,
-                   uint64_t *words, Msg *why);
+// Rewrite the live blocks of the heap image at `mem` (writable): each word in some ranges[k].from
+// range moves by that range's delta (the first that matches). Returns 0 and the number of words
+// changed, or PERSIST_E_CORRUPT (the walk failed; nothing after the damage was touched).
+// skip[0..nskip) (offsets, 0: none) name blocks left alone: the heap's own area, whose module table
+// holds addresses inside the ranges by design, and the site table (no pointers).
+int relocate_words(uint8_t *mem, const Image &img, const MoveRange *ranges, int n, const uint64_t *skip,
+                   int nskip, uint64_t *words, Msg *why);
 
 }  // namespace persist

@@ -25,7 +25,7 @@ int cmd_relocate(const Command &cmd, int argc, char **argv) {
   if (!*to || *end || addr == 0 || addr % 4096) return usage_error(cmd, "ADDR must be a page-aligned address");
   Heap *h = nullptr;
   Msg why;
-  int rc = heap_open_file(file, static_cast<uintptr_t>(addr), 0, 0, PERSIST_RELOCATE_REWRITE, &h, &why);
+  int rc = heap_open_file(file, static_cast<uintptr_t>(addr), 0, PERSIST_OPEN_KEEP_IMAGES, PERSIST_RELOCATE_REWRITE, &h, &why);
   if (rc) return report_unreadable(file, rc, why, json);
   unsigned long long from = h->old_base, words = h->relocated_words;
   heap_close(h);

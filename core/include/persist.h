@@ -66,7 +66,10 @@ enum {
   PERSIST_OPEN_CREATE = 1u << 0,   /* create the file (or format the region) if it is new      */
   PERSIST_OPEN_NOLOCK = 1u << 2,   /* do not take the file lock (caller guarantees exclusion)  */
   PERSIST_OPEN_VOLATILE = 1u << 3, /* anonymous memory: a heap that is not persisted at all    */
-  PERSIST_OPEN_WAIT = 1u << 4      /* wait for another process to release the file            */
+  PERSIST_OPEN_WAIT = 1u << 4,     /* wait for another process to release the file            */
+  PERSIST_OPEN_KEEP_IMAGES = 1u << 5 /* never shift pointers into program images, and do not
+                                        record this process's images as what they point into
+                                        (tools; programs that keep no such pointers)          */
 };
 
 /* What open does when an existing heap cannot be mapped where its pointers were written for
