@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "crashpoint.h"
+#include "heapfile.h"
 #include "platform.h"
 
 namespace persist {
@@ -81,6 +82,14 @@ bool modules_moved(const ModuleTable *t) {
     if (module_loaded(t->entry[i], &bias, nullptr) && bias != t->entry[i].bias) return true;
   }
   return false;
+}
+
+bool modules_moved_in_file(const char *path) {
+  HeapFile f;
+  if (heapfile_open(path, &f, nullptr) != 0) return false;
+  bool moved = !f.owner_live && f.image.sb.root_table && modules_moved(modules_table(f.image));
+  heapfile_close(&f);
+  return moved;
 }
 
 void modules_record(Heap *h) {

@@ -28,6 +28,12 @@ bool module_loaded(const ModuleEntry &e, uint64_t *bias, bool *rebuilt);
 // what the shim asks before deciding to run the program with its images at fixed addresses.
 bool modules_moved(const ModuleTable *t);
 
+// The same question of the heap file at `path`, before opening it: true when the heap has roots
+// (what no root reaches is never fixed, the open's collection resets it), no other process holds
+// it, and modules_moved says so of its table. Reads the superblock and the area only, no data
+// page; no allocation (it runs in the first malloc). Any doubt (no file, damaged, held) is false.
+bool modules_moved_in_file(const char *path);
+
 // Record the modules loaded now (at open, after recovery, and at close) in the table that is not
 // current, then make it current with one store: no allocation, and a crash while recording leaves
 // the previous record. Entries of modules this process has not loaded (another program's

@@ -220,7 +220,9 @@ int heap_recover_moves(Heap *h, const RecoverPolicy &policy, Msg *why) {
     heap_update_super(h, begin_move, to);  // recorded before any word changes
     PERSIST_CRASH_POINT("reloc.begin");
   }
-  if (policy.rewrite_images && t) {
+  // A heap no root reaches holds nothing a later run can find (the open's collection resets it):
+  // its image pointers are not worth a pass over the data.
+  if (policy.rewrite_images && t && h->sb.root_table) {
     if (log->reloc_phase) __atomic_store_n(&log->reloc_phase, 0u, __ATOMIC_RELEASE);  // a stale phase
     plan_modules(h, t, heap_moves ? from : 0, heap_moves ? size : 0, &h->notes);
   }

@@ -19,6 +19,7 @@
 #include "../core/include/persist.h"
 #include "api.h"
 #include "modules.h"
+#include "noaslr.h"
 #include "options.h"
 #include "platform.h"
 #include "sites.h"
@@ -129,6 +130,7 @@ void reclaim(Heap *h, const Options &o) {
 }
 
 Heap *open_process_heap() {
+  const bool reexecuted = noaslr_adopt_reexec();
   Options o;
   options_load(&o);
   if (o.secure) return volatile_heap(o);  // setuid/setgid programs never persist
@@ -140,9 +142,11 @@ Heap *open_process_heap() {
     return volatile_heap(o);
   }
   if (o.verbose) options_print(o);
+  if (o.images == kImagesFixed && !reexecuted && !RUNNING_ON_VALGRIND) noaslr_reexec_if_moved(o.file, o.verbose);
   Heap *h = nullptr;
   Msg why;
-  unsigned flags = PERSIST_OPEN_CREATE | (o.on_busy == kBusyWait ? unsigned{PERSIST_OPEN_WAIT} : 0u);
+  unsigned flags = PERSIST_OPEN_CREATE | (o.on_busy == kBusyWait ? unsigned{PERSIST_OPEN_WAIT} : 0u) |
+                   (o.images == kImagesKeep ? unsigned{PERSIST_OPEN_KEEP_IMAGES} : 0u);
   int rc = heap_open_file(o.file, o.addr, o.max, flags, o.relocate, &h, &why);
   if (rc == 0) {
     if (!h->notes.empty()) {
@@ -163,6 +167,7 @@ Heap *open_process_heap() {
       if (h->old_base && h->old_base != reinterpret_cast<uint64_t>(h->base))
         m.add("; moved from ").hex(h->old_base);
       if (h->relocated_words) m.add("; ").dec(h->relocated_words).add(" words rewritten");
+      if (reexecuted) m.add("; images at fixed addresses (re-executed with ASLR off)");
       m.add("\n");
       say(m);
     }
@@ -191,7 +196,7 @@ __attribute__((destructor)) void at_exit() {
         .dec(h->samples_lost.load()).add(" samples lost (no backtrace, site table full or no memory)\n");
     say(m);
   }
-  modules_record(h);  // where the program images are, for pointers into them (modules.h)
+  if (h->record_images) modules_record(h);  // where the images are, for pointers into them (modules.h)
   heap_mark_clean(h, g_sync != kSyncNever);
 }
 

@@ -46,6 +46,10 @@ constexpr OptionRow kTable[] = {
      "when the heap's address range is taken: rewrite (move it and shift its pointers), refuse"},
     {"PERSIST_SYNC", kChoice, "never", 1, 3600000,
      "never; exit (msync+fsync at exit, then the clean mark); or an interval in milliseconds"},
+    {"PERSIST_IMAGES", kChoice, "fixed", 0, 2,
+     "pointers into the program's images (vtables, function pointers): fixed (run the program "
+     "with ASLR off, re-executing it once at start, so they hold with no pass over the heap), "
+     "rewrite (keep ASLR; shift them at every open, O(heap)), keep (never shift them)"},
     {"PERSIST_SITES", kChoice, "off", 1, uint64_t{1} << 40,
      "record allocation sites: off; on (one sample per 4M allocated, on average); or the mean "
      "sampling interval in bytes (K/M/G suffixes)"},
@@ -56,6 +60,7 @@ constexpr OptionRow kTable[] = {
 constexpr uint64_t kSitesDefaultInterval = 4 << 20;
 constexpr const char *kBusyNames[] = {"volatile", "wait", "fail"};
 constexpr const char *kGcNames[] = {"auto", "open", "never"};
+constexpr const char *kImageNames[] = {"fixed", "rewrite", "keep"};
 
 void warn(const char *name, const char *value, const char *why) {
   Msg m;
@@ -178,6 +183,16 @@ bool bool_option(const char *name) {
   return v;
 }
 
+// A variable whose value is one of names[0..2] (names[0] the default): its index.
+int choice_option(const char *name, const char *const (&names)[3], const char *why) {
+  const char *v = os::getenv_raw(name);
+  if (!v || !*v) return 0;
+  for (int i = 0; i < 3; ++i)
+    if (strcasecmp(v, names[i]) == 0) return i;
+  warn(name, v, why);
+  return 0;
+}
+
 }  // namespace
 
 void options_load(Options *o) {
@@ -226,22 +241,9 @@ void options_load(Options *o) {
     else if (parse_u64(v, &bytes, true) && bytes >= r.min && bytes <= r.max) o->sites = bytes;
     else warn("PERSIST_SITES", v, "not off, on, or a sampling interval in bytes from 1 to 1T");
   }
-  o->gc = kGcAuto;
-  if (const char *g = os::getenv_raw("PERSIST_GC"); g && *g) {
-    int found = -1;
-    for (int i = 0; i < 3; ++i)
-      if (strcasecmp(g, kGcNames[i]) == 0) found = i;
-    if (found < 0) warn("PERSIST_GC", g, "not one of auto, open, never");
-    else o->gc = found;
-  }
-  o->on_busy = kBusyVolatile;
-  if (const char *b = os::getenv_raw("PERSIST_ON_BUSY"); b && *b) {
-    int found = -1;
-    for (int i = 0; i < 3; ++i)
-      if (strcasecmp(b, kBusyNames[i]) == 0) found = i;
-    if (found < 0) warn("PERSIST_ON_BUSY", b, "not one of volatile, wait, fail");
-    else o->on_busy = found;
-  }
+  o->gc = choice_option("PERSIST_GC", kGcNames, "not one of auto, open, never");
+  o->on_busy = choice_option("PERSIST_ON_BUSY", kBusyNames, "not one of volatile, wait, fail");
+  o->images = choice_option("PERSIST_IMAGES", kImageNames, "not one of fixed, rewrite, keep");
 }
 
 void options_print(const Options &o) {
@@ -254,6 +256,7 @@ void options_print(const Options &o) {
   else if (o.sync == kSyncNever) m.add("never");
   else m.dec(static_cast<uint64_t>(o.sync)).add("ms");
   m.add(" PERSIST_RELOCATE=").add(o.relocate == PERSIST_RELOCATE_REWRITE ? "rewrite" : "refuse");
+  m.add(" PERSIST_IMAGES=").add(kImageNames[o.images]);
   m.add(" PERSIST_SITES=");
   if (o.sites) m.dec(o.sites);
   else m.add("off");

@@ -19,6 +19,7 @@ struct Options {
   int sync;            // PERSIST_SYNC: kSyncNever, kSyncExit, or an interval in milliseconds
   unsigned relocate;   // PERSIST_RELOCATE: PERSIST_RELOCATE_REWRITE or _REFUSE
   uint64_t sites;      // PERSIST_SITES: mean sampling interval in bytes; 0: off
+  int images;          // PERSIST_IMAGES: ImagePolicy
 };
 
 enum SyncPolicy { kSyncNever = 0, kSyncExit = -1 };
@@ -26,6 +27,10 @@ enum SyncPolicy { kSyncNever = 0, kSyncExit = -1 };
 enum GcPolicy { kGcAuto = 0, kGcOpen = 1, kGcNever = 2 };
 
 enum OnBusy { kBusyVolatile = 0, kBusyWait = 1, kBusyFail = 2 };
+
+// Pointers into program images (noaslr.h): fixed (re-execute once with ASLR off when that saves
+// the pass), rewrite (keep ASLR, shift them at open), keep (never shift them).
+enum ImagePolicy { kImagesFixed = 0, kImagesRewrite = 1, kImagesKeep = 2 };
 
 // Parse the environment into `o`. Bad values are reported (one line each on stderr) and replaced
 // by their defaults; the program never stops for a bad variable.

@@ -2,8 +2,10 @@
 // persistent heap: LD_PRELOAD gets the libpersist.so next to this binary (or --lib), PERSIST_FILE
 // gets F (default ./%e.heap, expanded by the shim), and the heap's path is printed on stderr before
 // the tool replaces itself with CMD (so CMD's exit status is the tool's). The tool only sets the
-// environment; it never loads the shim itself (STYLE.md §1).
+// environment and, with PERSIST_IMAGES=fixed, the personality (ASLR off for CMD); it never loads
+// the shim itself (STYLE.md §1).
 #include <getopt.h>
+#include <sys/personality.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,6 +165,15 @@ int cmd_run(const Command &cmd, int argc, char **argv) {
   if (verbose)
     fprintf(stderr, "persist: LD_PRELOAD=%s PERSIST_FILE=%s PERSIST_VERBOSE=1\n", preload.c_str(),
             file);
+  // PERSIST_IMAGES=fixed (the default): start the program with its images at fixed addresses, as
+  // the shim would re-execute it to (interpose/noaslr.h); the marker makes the shim give ASLR back
+  // to the program's own children.
+  const char *images = getenv("PERSIST_IMAGES");
+  if (!images || !*images || strcasecmp(images, "fixed") == 0) {
+    int p = personality(0xffffffff);
+    if (p != -1 && personality(static_cast<unsigned long>(p | ADDR_NO_RANDOMIZE)) != -1)
+      setenv("PERSIST_ASLR_OFF_FOR", std::to_string(getpid()).c_str(), 1);
+  }
   fflush(nullptr);
   execvp(args[0], args);
   int e = errno;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# images.sh SHIM TOOL PROGRAM — run the PIE program 4 times on one heap under the shim (ASLR on):
+# images.sh SHIM TOOL PROGRAM — run the PIE program 4 times on one heap under the shim with
+# PERSIST_IMAGES=rewrite (ASLR on, the image pass at every open):
 # every run must see the first run's objects work (virtual calls, a function pointer, a string
 # literal), the program must really have been loaded at different addresses, and the heap must
 # pass `persist check` after each run.
@@ -9,7 +10,7 @@ dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 heap=$dir/images.heap
 declare -A mains=()
 for run in 1 2 3 4; do
-  out=$(LD_PRELOAD=$SHIM PERSIST_FILE=$heap "$PROG") || { echo "FAIL: run $run exited $?: $out"; exit 1; }
+  out=$(LD_PRELOAD=$SHIM PERSIST_FILE=$heap PERSIST_IMAGES=rewrite "$PROG") || { echo "FAIL: run $run exited $?: $out"; exit 1; }
   echo "$out"
   expect="square 49, circle 75, fn(14)=42, \"a string literal in .rodata\""
   [[ $out == "run $run "*"$expect" ]] || { echo "FAIL: run $run printed: $out"; exit 1; }
