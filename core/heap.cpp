@@ -208,6 +208,10 @@ int create_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, 
     os::unlink_file(tmp.str());
     return rc;
   }
+  // What this process's pointers will point into, from the start: a run killed before any
+  // clean close must leave the record its image pointers were written for.
+  h->record_images = !(flags & PERSIST_OPEN_KEEP_IMAGES);
+  if (h->record_images) modules_record(h);
   PERSIST_CRASH_POINT("create.formatted");
   rc = os::link_file(tmp.str(), path);  // the commit point: the heap appears, complete
   os::unlink_file(tmp.str());
