@@ -28,7 +28,7 @@ __attribute__((cold)) void report(const char *what, const void *p) {
   os::write_stderr(m.str(), m.size());
 }
 
-void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero);
+void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero, bool noscan = false);
 void *sampled_alloc(Heap *h, ThreadHeap *th, size_t size, bool zero);
 
 // Large and huge blocks; on failure the calling thread's empty runs are given back and the
@@ -45,20 +45,22 @@ void *large_alloc(Heap *h, size_t size, size_t align, bool zero) {
   return p;
 }
 
-void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero) {
+void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero, bool noscan) {
   bool zeroed = false;
   int err = 0;
   // A large block lives in one segment, with the pages needed to align it: beyond that, huge.
   uint64_t padding = align > kPageSize ? align / kPageSize - 1 : 0;
   bool fits = size <= kMaxLarge && pages_for(size) + padding <= kSegmentPages - kFirstDataPage;
-  Span *s = fits ? pages_alloc_large(h, size, align > kPageSize ? align : 0, &zeroed, &err) : nullptr;
+  Span *s = fits ? pages_alloc_large(h, size, align > kPageSize ? align : 0, &zeroed, &err,
+                                     noscan ? kLargeNoScan : uint8_t{0})
+                 : nullptr;
   if (!s && !err) {  // huge: whole segments; alignment beyond a page by over-allocation
     size_t extra = align > kPageSize ? align : 0;
     if (size > kMaxRequest - extra) {
       errno = ENOMEM;
       return nullptr;
     }
-    s = pages_alloc_huge(h, size + extra, &zeroed, &err);
+    s = pages_alloc_huge(h, size + extra, &zeroed, &err, noscan ? kHugeNoScan : 0u);
     if (s && extra) {
       uintptr_t p = (s->start + align - 1) & ~(uintptr_t{align} - 1);
       if (zero && !zeroed) memset(reinterpret_cast<void *>(p), 0, size);
@@ -184,6 +186,19 @@ void free_miss(Heap *h, void *p) {
 
 void *heap_malloc(Heap *h, size_t size) { return heap_malloc_fast(h, size); }
 
+// A pointer-free block is a large or huge block (its flag lives in a span descriptor or segment
+// header), so it takes whole pages whatever its size. Not sampled: a sample would change its span.
+void *heap_malloc_noscan(Heap *h, size_t size) {
+  if (size > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (size == 0) size = 1;
+  void *p = large_alloc_once(h, size, 0, false, true);
+  if (!p && thread_release_empty_runs(h)) p = large_alloc_once(h, size, 0, false, true);
+  return p;
+}
+
 void heap_free(Heap *h, void *p) {
   if (!p) return;
   if (PERSIST_UNLIKELY(!h->contains(p))) return report("free of a pointer outside the heap:", p);
@@ -266,7 +281,8 @@ void *heap_realloc(Heap *h, void *p, size_t size) {
   } else if (s->kind == kSpanHuge && size <= usable && size > usable / 2) {
     return p;
   }
-  void *q = heap_malloc(h, size);
+  // A pointer-free block stays pointer-free.
+  void *q = s->kind != kSpanRun && s->noscan ? heap_malloc_noscan(h, size) : heap_malloc(h, size);
   if (!q) return nullptr;  // p is left untouched
   memcpy(q, p, size < usable ? size : usable);
   heap_free(h, p);

@@ -164,6 +164,15 @@ void *persist_alloc(persist_heap_t *heap, size_t size) {
   PERSIST_WRITABLE_OR(heap, nullptr);
   return persist::heap_malloc(as_heap(heap), size);
 }
+void *persist_alloc_noscan(persist_heap_t *heap, size_t size) {
+  PERSIST_WRITABLE_OR(heap, nullptr);
+  return persist::heap_malloc_noscan(as_heap(heap), size);
+}
+void *persist_malloc_noscan(size_t size) {
+  Heap *h = default_heap();
+  if (!h) return set_errno(PERSIST_E_NOHEAP), nullptr;
+  return persist_alloc_noscan(h, size);
+}
 void *persist_calloc(persist_heap_t *heap, size_t n, size_t size) {
   PERSIST_WRITABLE_OR(heap, nullptr);
   return persist::heap_calloc(as_heap(heap), n, size);

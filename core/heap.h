@@ -98,6 +98,7 @@ struct Span {
   uint8_t zeroed;       // free/large: every page reads as zero (fresh or punched)
   uint8_t backed;       // free/large: disk space reserved for every page
   uint8_t sampled;      // large: a sampled allocation; its SampleRecord ends the span
+  uint8_t noscan;       // large/huge: pointer-free (kLargeNoScan, kHugeNoScan: layout.h)
   // -- read by threads that free into the run, written rarely: a cache line of its own, so
   // that a producer's allocations and a consumer's frees do not pass lines back and forth
   alignas(64) std::atomic<ThreadHeap *> owner;  // run: owning thread heap, nullptr in the pool
@@ -265,14 +266,16 @@ void meta_unlock_all();
 int segment_format_first(Heap *h);
 int segment_grow(Heap *h, uint32_t segments, uint64_t *first);
 int segment_add_normal(Heap *h, uint64_t *seg);
-int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg, bool *zeroed);
+int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg, bool *zeroed,
+                     uint32_t huge_flags = 0);
 int segment_discover_next(Heap *h, Span **runs);  // pool_lock and page_lock held
 int heap_discover_one(Heap *h);  // takes the locks; 1 discovered, 0 nothing left, <0 error
 
 // ---- pages.cpp: spans of pages (take page_lock inside unless said otherwise)
 Span *pages_alloc_run(Heap *h, unsigned cls, int *err);
-Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err);
-Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err);
+// `flags`: kLargeNoScan / kHugeNoScan, committed with the block (a pointer-free block).
+Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err, uint8_t flags = 0);
+Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err, uint32_t flags = 0);
 void pages_free_span(Heap *h, Span *s);  // an empty run or a large block
 void pages_mark_sampled(Heap *h, Span *s);  // a large block's SampleRecord is written: commit it
 void pages_free_huge(Heap *h, Span *s);
@@ -330,6 +333,7 @@ extern __thread ThreadHeap *tl_heaps[kMaxSlots + 1];  // unused slots: &g_no_thr
 
 // ---- alloc.cpp: malloc-family semantics on a heap
 void *heap_malloc(Heap *h, size_t size);
+void *heap_malloc_noscan(Heap *h, size_t size);  // pointer-free: never scanned nor rewritten
 void *heap_calloc(Heap *h, size_t n, size_t size);
 void *heap_realloc(Heap *h, void *p, size_t size);
 void *heap_aligned(Heap *h, size_t align, size_t size);

@@ -66,7 +66,12 @@ static_assert(sizeof(PageDesc) == 8, "a descriptor is published with one 8-byte 
 
 // kPageLargeHead flags (in `cls`). kLargeSampled: the block is a sampled allocation; its
 // SampleRecord is the last sizeof(SampleRecord) bytes of the span (not part of the usable size).
+// kLargeNoScan: a pointer-free block (persist_alloc_noscan): never scanned by the mark nor
+// rewritten by relocation; stored with the HEAD descriptor that allocates the block.
 constexpr uint8_t kLargeSampled = 1;
+constexpr uint8_t kLargeNoScan = 2;
+// SegmentHeader::huge_flags. kHugeNoScan: as kLargeNoScan, stored before the header's kind.
+constexpr uint32_t kHugeNoScan = 1;
 
 // ---- sampled allocations (PERSIST_SITES) -------------------------------------------------------
 // A sampled block carries one record: a large block at the end of its span (committed by setting
@@ -97,7 +102,8 @@ struct SegmentHeader {
   uint32_t segments;  // segments covered by this header (1 for normal)
   uint32_t pages;     // kSegNormal: pages of this segment inside the extent (<= 1024)
   uint64_t huge_bytes;  // kSegHuge: the block's usable size in bytes
-  uint64_t reserved;
+  uint32_t huge_flags;  // kSegHuge: kHugeNoScan (0 in files before format 1.2)
+  uint32_t reserved;
   SampleRecord sample;  // kSegHuge: the block's sample, valid when sample.magic == kSampleMagic
   PageDesc desc[kSegmentPages];
 };
@@ -109,7 +115,8 @@ static_assert(kHugeFirstPage * kPageSize >= kHeaderOffset + 64, "huge block afte
 // ---- superblock -------------------------------------------------------------------------------
 constexpr uint64_t kMagic = 0x0154534953524550ull;  // bytes "PERSIST\x01" at file offset 0
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 1;  // 1: gc_extent, gc_kept (zero in 1.0 files: "never collected")
+constexpr uint16_t kFormatMinor = 2;  // 1: gc_extent, gc_kept (zero in 1.0 files: "never collected")
+                                      // 2: pointer-free blocks (kLargeNoScan, kHugeNoScan)
 
 enum HeapState : uint32_t { kStateClean = 1, kStateDirty = 2 };
 

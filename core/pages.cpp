@@ -118,7 +118,7 @@ void split_front(Heap *h, Span *s, uint32_t n) {
 // Publish span s ([page, page+pages)) as a live span of the given head kind (page_lock held).
 void publish_span(Heap *h, Span *s, uint8_t head, uint8_t cont, uint8_t cls) {
   for (uint32_t q = 1; q < s->pages; ++q)
-    store_desc(h, s->page + q, PageDesc{cont, cls, static_cast<uint16_t>(q), 0});
+    store_desc(h, s->page + q, PageDesc{cont, head == kPageRunHead ? cls : uint8_t{0}, static_cast<uint16_t>(q), 0});
   PERSIST_CRASH_POINT("span.cont");
   if (head == kPageRunHead) memset(h->bitmap_of(s->page), 0, uint64_t{s->pages} * kWordsPerPage * 8);
   PERSIST_CRASH_POINT("span.bitmap");
@@ -364,7 +364,7 @@ Span *pages_alloc_run(Heap *h, unsigned cls, int *err) {
   return s;
 }
 
-Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err) {
+Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err, uint8_t flags) {
   uint32_t n = static_cast<uint32_t>(pages_for(bytes));
   Span *s = get_span(h, n, align, err);
   if (!s) return nullptr;
@@ -377,8 +377,9 @@ Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *
   }
   s->zeroed = 0;
   s->sampled = 0;
+  s->noscan = flags & kLargeNoScan ? 1 : 0;
   Guard g(h->page_lock);
-  publish_span(h, s, kPageLargeHead, kPageLargeCont, 0);
+  publish_span(h, s, kPageLargeHead, kPageLargeCont, flags);
   return s;
 }
 
@@ -409,7 +410,7 @@ bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
   if (n == s->pages) return true;
   if (n < s->pages) {  // shrink: the tail becomes free; the HEAD is rewritten first
     uint32_t old = s->pages;
-    store_desc(h, s->page, PageDesc{kPageLargeHead, 0, 0, n});
+    store_desc(h, s->page, PageDesc{kPageLargeHead, s->noscan ? kLargeNoScan : uint8_t{0}, 0, n});
     PERSIST_CRASH_POINT("large.shrink");
     s->pages = n;
     pages_insert_free(h, s->page + n, old - n, false, true);
@@ -448,7 +449,7 @@ bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
     store_desc(h, s->page + q, PageDesc{kPageLargeCont, 0, static_cast<uint16_t>(q), 0});
   PERSIST_CRASH_POINT("large.grow.cont");
   std::atomic_thread_fence(std::memory_order_release);
-  store_desc(h, s->page, PageDesc{kPageLargeHead, 0, 0, n});  // the commit point
+  store_desc(h, s->page, PageDesc{kPageLargeHead, s->noscan ? kLargeNoScan : uint8_t{0}, 0, n});  // the commit point
   PERSIST_CRASH_POINT("large.grow.head");
   shadow_set(h, end, grow, s);
   s->pages = n;
@@ -542,7 +543,7 @@ int pages_take_free_segments(Heap *h, uint32_t count, uint64_t *seg, bool *zeroe
   return -ENOMEM;
 }
 
-Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err) {
+Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err, uint32_t flags) {
   uint64_t block = pages_for(bytes) * kPageSize;
   uint64_t segs = (block + kHugeFirstPage * kPageSize + kSegmentSize - 1) / kSegmentSize;
   if (segs > h->reserve / kSegmentSize) {
@@ -564,7 +565,7 @@ Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err) {
   }
   Guard g(h->page_lock);
   uint64_t seg = 0;
-  int rc = segment_add_huge(h, static_cast<uint32_t>(segs), block, &seg, zeroed);
+  int rc = segment_add_huge(h, static_cast<uint32_t>(segs), block, &seg, zeroed, flags);
   if (rc) {
     meta_span_free(s);
     *err = rc == -ENOSPC ? -ENOMEM : rc;
@@ -576,6 +577,7 @@ Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err) {
   s->segments = static_cast<uint32_t>(segs);
   s->start = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));
   s->backed = 1;
+  s->noscan = flags & kHugeNoScan ? 1 : 0;
   shadow_set(h, s->page, s->pages, s);
   return s;
 }

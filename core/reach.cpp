@@ -82,7 +82,7 @@ void Reach::scan(uint64_t offset, uint64_t size) {
 void Reach::drain() {
   while (depth_) {
     BlockRef b;
-    if (find_block(*img_, stack_[--depth_], &b, seg_head_)) scan(b.offset, b.size);
+    if (find_block(*img_, stack_[--depth_], &b, seg_head_) && !b.noscan) scan(b.offset, b.size);
   }
 }
 
@@ -105,12 +105,12 @@ class Rescan : public WalkVisitor {
   }
   void large(uint64_t page, uint32_t pages) override {
     BlockRef b{page * kPageSize, uint64_t{pages} * kPageSize, page, kPageLargeHead, 0, true};
-    if (r_.marked(b)) fn_(arg_, b.offset, b.size);
+    if (r_.marked(b) && !large_noscan(img_, page)) fn_(arg_, b.offset, b.size);
   }
   void huge(uint64_t seg, uint32_t, uint64_t bytes) override {
     uint64_t page = seg * kSegmentPages + kHugeFirstPage;
     BlockRef b{page * kPageSize, bytes, page, -1, 0, true};
-    if (r_.marked(b)) fn_(arg_, b.offset, b.size);
+    if (r_.marked(b) && !huge_noscan(img_, seg)) fn_(arg_, b.offset, b.size);
   }
 
  private:

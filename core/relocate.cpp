@@ -24,9 +24,12 @@ class Rewrite : public WalkVisitor {
         if (idx < ci.capacity) block(page * kPageSize + uint64_t{idx} * ci.size, ci.size);
       }
   }
-  void large(uint64_t page, uint32_t pages) override { block(page * kPageSize, uint64_t{pages} * kPageSize); }
+  // Pointer-free blocks hold bytes, not pointers: never rewritten.
+  void large(uint64_t page, uint32_t pages) override {
+    if (!large_noscan(img_, page)) block(page * kPageSize, uint64_t{pages} * kPageSize);
+  }
   void huge(uint64_t seg, uint32_t, uint64_t bytes) override {
-    block(seg * kSegmentSize + kHugeFirstPage * kPageSize, bytes);
+    if (!huge_noscan(img_, seg)) block(seg * kSegmentSize + kHugeFirstPage * kPageSize, bytes);
   }
 
  private:

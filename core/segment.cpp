@@ -78,7 +78,9 @@ class DiscoverVisitor : public WalkVisitor {
     s->pages = pages;
     s->start = reinterpret_cast<uintptr_t>(h_->base + page * kPageSize);
     s->backed = 1;
-    s->sampled = h_->seg_header(page / kSegmentPages)->desc[page % kSegmentPages].cls & kLargeSampled;
+    const uint8_t flags = h_->seg_header(page / kSegmentPages)->desc[page % kSegmentPages].cls;
+    s->sampled = flags & kLargeSampled;
+    s->noscan = flags & kLargeNoScan ? 1 : 0;
     shadow_set(h_, page, pages, s);
   }
   void huge(uint64_t seg, uint32_t segments, uint64_t bytes) override {
@@ -90,6 +92,7 @@ class DiscoverVisitor : public WalkVisitor {
     s->segments = segments;
     s->start = reinterpret_cast<uintptr_t>(h_->base + s->page * kPageSize);
     s->backed = 1;
+    s->noscan = h_->seg_header(seg)->huge_flags & kHugeNoScan ? 1 : 0;
     shadow_set(h_, s->page, s->pages, s);
     for (uint32_t i = 0; i < segments; ++i) h_->segs[seg + i] = SegInfo{1, i ? uint8_t{0} : uint8_t{kSegHuge}};
   }
@@ -160,7 +163,8 @@ int segment_add_normal(Heap *h, uint64_t *seg_out) {
   return 0;
 }
 
-int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_out, bool *zeroed) {
+int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_out, bool *zeroed,
+                     uint32_t huge_flags) {
   uint64_t seg = 0;
   bool grown = false;
   uint64_t old_size = h->size.load(std::memory_order_relaxed);
@@ -191,6 +195,7 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
   sh->segments = segments;
   sh->pages = 0;
   sh->huge_bytes = bytes;
+  sh->huge_flags = huge_flags;  // committed with the kind below
   sh->sample = SampleRecord{};  // a freed huge block's sample must not describe this one
   PERSIST_CRASH_POINT("huge.header");
   if (tl_commit_log) {  // an allocate-and-publish: zero-filled, then named, then committed

@@ -192,7 +192,8 @@ bool resolve(const Image &img, uint64_t i, uint64_t offset, BlockRef *out) {
   if (h->kind == kSegHuge) {
     uint64_t start = off + kHugeFirstPage * kPageSize;
     if (offset < start || offset - start >= h->huge_bytes || start + h->huge_bytes > img.len) return false;
-    *out = BlockRef{start, h->huge_bytes, i * kSegmentPages + kHugeFirstPage, -1, 0, true};
+    *out = BlockRef{start, h->huge_bytes, i * kSegmentPages + kHugeFirstPage, -1, 0, true,
+                    (h->huge_flags & kHugeNoScan) != 0};
     return true;
   }
   if (h->kind != kSegNormal || offset - off >= kSegmentSize) return false;
@@ -213,7 +214,8 @@ bool resolve(const Image &img, uint64_t i, uint64_t offset, BlockRef *out) {
   uint64_t span_off = off + uint64_t{head} * kPageSize;
   uint64_t gpage = i * kSegmentPages + head;
   if (d.kind == kPageLargeHead) {
-    *out = BlockRef{span_off, uint64_t{d.pages} * kPageSize, gpage, kPageLargeHead, 0, true};
+    *out = BlockRef{span_off, uint64_t{d.pages} * kPageSize, gpage, kPageLargeHead, 0, true,
+                    (d.cls & kLargeNoScan) != 0};
     return true;
   }
   // A run must have its class's geometry, or its bitmap words would lie outside its own pages
@@ -248,6 +250,21 @@ bool find_block(const Image &img, uint64_t offset, BlockRef *out, const uint32_t
     if (seg < i + span) return resolve(img, i, offset, out);
   }
   return false;
+}
+
+bool large_noscan(const Image &img, uint64_t page) {
+  const uint64_t seg = page / kSegmentPages, off = seg * kSegmentSize + kHeaderOffset;
+  if (off + sizeof(SegmentHeader) > img.len) return false;
+  const auto *h = reinterpret_cast<const SegmentHeader *>(img.mem + off);
+  const PageDesc &d = h->desc[page % kSegmentPages];
+  return h->kind == kSegNormal && d.kind == kPageLargeHead && (d.cls & kLargeNoScan);
+}
+
+bool huge_noscan(const Image &img, uint64_t seg) {
+  const uint64_t off = seg * kSegmentSize + kHeaderOffset;
+  if (off + sizeof(SegmentHeader) > img.len) return false;
+  const auto *h = reinterpret_cast<const SegmentHeader *>(img.mem + off);
+  return h->kind == kSegHuge && (h->huge_flags & kHugeNoScan);
 }
 
 }  // namespace persist

@@ -58,7 +58,14 @@ struct BlockRef {
   int kind = 0;         // kPageRunHead, kPageLargeHead, or -1 for huge
   uint32_t index = 0;   // block index inside its run
   bool live = false;    // allocated (bit set / span live)
+  bool noscan = false;  // a pointer-free block (large or huge): its words are no pointers
 };
+
+// Is the large block whose span starts at global page `page`, or the huge block of segment `seg`,
+// pointer-free (persist_alloc_noscan)? The mark does not scan such a block, relocation does not
+// rewrite it. Bounds-checked; false when in doubt (a block that is scanned is always safe).
+bool large_noscan(const Image &img, uint64_t page);
+bool huge_noscan(const Image &img, uint64_t seg);
 // Resolve an offset to the block that contains it, if any. Bounds-checked. `seg_head` (optional,
 // from build_segment_index) makes it O(1); without it the segment headers are walked from 0.
 bool find_block(const Image &img, uint64_t offset, BlockRef *out, const uint32_t *seg_head = nullptr);

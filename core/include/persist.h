@@ -102,6 +102,14 @@ int persist_close(persist_heap_t *heap);
 
 void *persist_alloc(persist_heap_t *heap, size_t size);
 void *persist_calloc(persist_heap_t *heap, size_t n, size_t size);
+/* A pointer-free block (the idea of Boehm's GC_malloc_atomic): the program promises it holds no
+ * pointers, so the collector does not scan it and relocation never rewrites it. A big buffer of
+ * bytes then costs the collector nothing, and no word of it that happens to look like an address
+ * is ever shifted. It is a block of whole pages (a page at least: meant for buffers of a page or
+ * more), not zeroed, freed and sized as any block; realloc keeps it pointer-free. What it points
+ * to is not kept alive by it. */
+void *persist_alloc_noscan(persist_heap_t *heap, size_t size);
+void *persist_malloc_noscan(size_t size); /* on the default heap (the process heap under the shim) */
 void *persist_alloc_aligned(persist_heap_t *heap, size_t alignment, size_t size);
 void *persist_realloc(persist_heap_t *heap, void *ptr, size_t size);
 void persist_free(persist_heap_t *heap, void *ptr);
