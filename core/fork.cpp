@@ -58,7 +58,7 @@ void unlock_heap(Heap *h) {
 // its own header). Undiscovered segments are copied whole. Free spans and ranges are found in
 // address order through the shadow map, which names each by its first page.
 uint64_t free_pages_at(Heap *h, uint64_t p) {
-  if (p / kSegmentPages >= h->discovered) return 0;
+  if (!segment_known(h, p / kSegmentPages)) return 0;
   Span *s = h->shadow[p];
   if (s && s->kind == kSpanFree && !s->segments && s->page == p) return s->pages;
   if (p % kSegmentPages == kHugeFirstPage) {  // a free segment range, named at its page 0

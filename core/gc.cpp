@@ -119,7 +119,7 @@ bool heap_gc_due(const Heap *h) {
 
 int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
   *rep = GcReport{};
-  if (!dry_run && (h->discovered || h->threads || h->shared_th)) {
+  if (!dry_run && (heap_discovery_started(h) || h->threads || h->shared_th)) {
     // The volatile state of this session would not match what the sweep changes.
     why->add("the heap has been used since it was opened: collect right after opening");
     return -EBUSY;
@@ -174,6 +174,7 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
   }
   if (!dry_run) {  // the pace of the next collection: the extent must grow by what was kept
     heap_update_super(h, set_gc_record, reach.bytes);
+    h->discovered = h->prefix_end = h->prefix_next = 0;  // the sweep made room anywhere
   }
   rep->ns = os::monotonic_ns() - t0;
   return 0;

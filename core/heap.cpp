@@ -25,6 +25,12 @@ void set_state(Superblock &sb, uint64_t state) {
   if (state == kStateDirty) ++sb.opens, sb.owner_pid = static_cast<uint64_t>(os::getpid_cached());
 }
 
+// The clean mark, and with it where discovery may start next time (heap.h): one slot write.
+void set_clean(Superblock &sb, uint64_t free_hint) {
+  sb.state = kStateClean;
+  sb.free_hint = free_hint;
+}
+
 // Volatile side tables sized by the reservation: the shadow map and the segment table.
 int alloc_tables(Heap *h) {
   h->shadow_bytes = (h->reserve / kPageSize) * sizeof(Span *);
@@ -389,6 +395,7 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     return rc;
   }
   heap_recover_actions(h);  // finish interrupted publish / clear actions
+  if (h->clean_at_open) discovery_start(h, h->sb.free_hint);  // where the last run left room
   h->sb.reserve = h->reserve;
   heap_update_super(h, set_state, kStateDirty);
   PERSIST_CRASH_POINT("open.dirty");
@@ -503,7 +510,7 @@ int heap_sync(Heap *h) {
 // the previous (dirty) mark, never a clean mark over unsynced data.
 void heap_mark_clean(Heap *h, bool durable) {
   if (durable && h->persistent) heap_sync(h);
-  heap_update_super(h, set_state, kStateClean);
+  heap_update_super(h, set_clean, discovery_hint(h));
   PERSIST_CRASH_POINT("close.clean");
   if (durable && h->persistent && h->fd >= 0) {
     os::sync_range(h->base, kPageSize);

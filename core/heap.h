@@ -182,7 +182,14 @@ struct Heap : persist_heap {
 
   // -- extent and discovery (page_lock)
   std::atomic<uint64_t> size{0};   // bytes of initialised segments
-  uint64_t discovered = 0;         // segment headers [0, discovered) are known
+  // Discovery walks segments in address order from `discovered` to the end of the extent. After a
+  // clean close, it starts at the recorded free_hint (layout.h), the lowest segment that had room
+  // then (a free span of kRoomPages pages, or free segments): the segments below it,
+  // [prefix_next, prefix_end), are discovered later — when a pointer into one is freed or looked
+  // up, and before the heap grows (space below is always used before the file grows). So a clean
+  // restart discovers only where there is room.
+  uint64_t discovered = 0;         // next segment of the main pass
+  uint64_t prefix_next = 0, prefix_end = 0;  // the deferred segments still to discover
   SpanList bins[kSpanBins];        // free spans inside normal segments
   uint64_t bin_mask = 0;           // bit b set: bins[b] is not empty
   SpanList free_segs;              // free segment ranges (freed huge blocks)
@@ -268,8 +275,17 @@ int segment_grow(Heap *h, uint32_t segments, uint64_t *first);
 int segment_add_normal(Heap *h, uint64_t *seg);
 int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg, bool *zeroed,
                      uint32_t huge_flags = 0);
-int segment_discover_next(Heap *h, Span **runs);  // pool_lock and page_lock held
-int heap_discover_one(Heap *h);  // takes the locks; 1 discovered, 0 nothing left, <0 error
+int segment_discover_next(Heap *h, Span **runs, bool prefix = false);  // pool_lock, page_lock held
+// Takes the locks; 1 discovered, 0 nothing left, <0 error. `prefix`: from the deferred prefix.
+int heap_discover_one(Heap *h, bool prefix = false);
+// Once the main pass is done: discover the next deferred segment (its runs with room go to the
+// pool). 1 discovered, 0 none left (takes the locks).
+int heap_discover_deferred(Heap *h);
+constexpr uint32_t kRoomPages = 64;  // a free span this long is room worth starting discovery at
+bool segment_known(const Heap *h, uint64_t seg);  // discovered (page_lock held)
+bool heap_discovery_started(const Heap *h);       // anything discovered since open
+void discovery_start(Heap *h, uint64_t hint);     // at open: start the main pass at a valid hint
+uint64_t discovery_hint(Heap *h);                 // at close: the free_hint to record (takes page_lock)
 
 // ---- pages.cpp: spans of pages (take page_lock inside unless said otherwise)
 Span *pages_alloc_run(Heap *h, unsigned cls, int *err);

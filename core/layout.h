@@ -147,7 +147,9 @@ struct Superblock {
   uint64_t sites;          // offset of the SiteTable (0: none; PERSIST_SITES never used)
   uint64_t gc_extent;      // extent right after the last collection (0: never collected)
   uint64_t gc_kept;        // bytes the last collection kept (reachable then)
-  uint64_t reserved[9];
+  uint64_t free_hint;      // written with the clean mark: every segment below it was full then
+                           // (discovery may start here: heap.h); a hint, never trusted for more
+  uint64_t reserved[8];
   uint32_t reserved32;
   uint32_t checksum;       // CRC-32C of this slot with this field zero
 };

@@ -140,6 +140,7 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
   }
   for (;;) {
     Span *taken = nullptr;  // a span that needs disk space: reserved below, outside the lock
+    bool prefix = false;    // the main pass is done: discover the deferred segments next
     {
       Guard g(h->page_lock);
       Span *s = take_free(h, n + extra);
@@ -166,6 +167,8 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
           return s;
         }
         taken = s;
+      } else if (h->discovered >= h->image().segment_count() && h->prefix_next < h->prefix_end) {
+        prefix = true;
       } else if (h->discovered >= h->image().segment_count()) {
         uint64_t seg;
         int rc = segment_add_normal(h, &seg);
@@ -189,7 +192,7 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
       taken->backed = 1;
       return taken;
     }
-    heap_discover_one(h);
+    heap_discover_one(h, prefix);
   }
 }
 
@@ -552,11 +555,13 @@ Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err, uint32_t f
   }
   // Reuse freed segments of earlier runs: discover everything before growing.
   for (;;) {
+    bool prefix;
     {
       Guard g(h->page_lock);
-      if (h->discovered >= h->image().segment_count()) break;
+      prefix = h->discovered >= h->image().segment_count();
+      if (prefix && h->prefix_next >= h->prefix_end) break;
     }
-    heap_discover_one(h);
+    heap_discover_one(h, prefix);
   }
   Span *s = meta_span_new();
   if (!s) {
@@ -616,11 +621,14 @@ Span *span_lookup(Heap *h, const void *p) {
   if (!h->contains(p)) return nullptr;
   uint64_t seg = h->off(p) / kSegmentSize;
   for (;;) {
+    bool prefix;
     {
       Guard g(h->page_lock);
-      if (h->discovered > seg || h->discovered >= h->image().segment_count()) break;
+      if (segment_known(h, seg)) break;
+      prefix = seg < h->prefix_end;
+      if (!prefix && h->discovered >= h->image().segment_count()) break;
     }
-    if (heap_discover_one(h) <= 0) break;
+    if (heap_discover_one(h, prefix) <= 0) break;
   }
   return h->span_of(p);
 }

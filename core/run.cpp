@@ -239,13 +239,21 @@ void run_flush_remote(Heap *h, ThreadHeap *th) {
   free_remote_blocks(h, s, th->pend, n);
 }
 
-int heap_discover_one(Heap *h) {
+int heap_discover_deferred(Heap *h) {
+  {
+    Guard p(h->page_lock);
+    if (h->discovered < h->image().segment_count() || h->prefix_next >= h->prefix_end) return 0;
+  }
+  return heap_discover_one(h, true);
+}
+
+int heap_discover_one(Heap *h, bool prefix) {
   Guard g(h->pool_lock);
   Span *runs = nullptr;
   int rc;
   {
     Guard p(h->page_lock);
-    rc = segment_discover_next(h, &runs);
+    rc = segment_discover_next(h, &runs, prefix);
   }
   run_pool_insert(h, runs);
   return rc;

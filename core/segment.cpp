@@ -214,12 +214,47 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
 
 // Discover the next undiscovered segment. Caller holds pool_lock and page_lock.
 // Returns 1 when a segment was discovered, 0 when all are known, <0 on corruption.
-int segment_discover_next(Heap *h, Span **runs) {
+bool segment_known(const Heap *h, uint64_t seg) {
+  return seg < h->prefix_next || (seg >= h->prefix_end && seg < h->discovered);
+}
+
+bool heap_discovery_started(const Heap *h) { return h->discovered != h->prefix_end || h->prefix_next; }
+
+void discovery_start(Heap *h, uint64_t hint) {
   Image img = h->image();
-  if (h->discovered >= img.segment_count()) return 0;
+  if (hint == 0 || hint >= img.segment_count()) return;
+  // Only a segment header can start the pass: a hint inside a huge block or range is ignored.
+  const SegmentHeader *sh = h->seg_header(hint);
+  if (sh->magic != kSegmentMagic || (sh->kind != kSegNormal && sh->kind != kSegHuge && sh->kind != kSegFree))
+    return;
+  h->discovered = h->prefix_end = hint;
+  h->prefix_next = 0;
+}
+
+uint64_t discovery_hint(Heap *h) {
+  // The lowest segment with room now: a free span of kRoomPages or more, or free segments (O(free
+  // spans), volatile state only). Undiscovered segments of the main pass may have room too. Less
+  // room below the hint (small holes, runs with free blocks) is found before the heap grows.
+  Guard g(h->page_lock);
+  uint64_t hint = h->discovered;
+  for (const SpanList &bin : h->bins)
+    for (const Span *s = bin.head; s; s = s->next)
+      if (s->pages >= kRoomPages && s->page / kSegmentPages < hint) hint = s->page / kSegmentPages;
+  for (const Span *s = h->free_segs.head; s; s = s->next)
+    if (s->page / kSegmentPages < hint) hint = s->page / kSegmentPages;
+  const uint64_t count = h->image().segment_count();
+  return hint < count ? hint : count;
+}
+
+// The next segment of the main pass, or (`prefix`) of the deferred prefix: asked for by a lookup
+// (span_lookup), and by the allocator once the main pass is done, before it grows the heap.
+int segment_discover_next(Heap *h, Span **runs, bool prefix) {
+  Image img = h->image();
+  const bool in_prefix = prefix;
+  if (in_prefix ? h->prefix_next >= h->prefix_end : h->discovered >= img.segment_count()) return 0;
   DiscoverVisitor v(h);
   Msg why;
-  uint64_t next = 0, seg = h->discovered;
+  uint64_t next = 0, seg = in_prefix ? h->prefix_next : h->discovered;
   int rc = walk_segment(img, seg, v, &why, &next);
   if (rc) {
     os::write_stderr("libpersist: ");
@@ -230,7 +265,8 @@ int segment_discover_next(Heap *h, Span **runs) {
   } else if (h->segs[seg].kind == 0) {
     h->segs[seg] = SegInfo{1, static_cast<uint8_t>(h->seg_header(seg)->kind)};
   }
-  h->discovered = next;
+  if (in_prefix) h->prefix_next = next < h->prefix_end ? next : h->prefix_end;
+  else h->discovered = next;
   *runs = v.runs;
   return 1;
 }

@@ -190,6 +190,7 @@ Span *small_refill(Heap *h, ThreadHeap *th, unsigned cls) {
     s = th->runs[cls].head;
     if (s) continue;
     s = run_adopt_from_pool(h, th, cls);
+    while (!s && heap_discover_deferred(h) > 0) s = run_adopt_from_pool(h, th, cls);  // room below
     if (!s) {
       int err = 0;
       s = pages_alloc_run(h, cls, &err);
