@@ -3,7 +3,7 @@
 # "Tests", first point). Each CASE runs a scenario three times: without the shim, then with
 # LD_PRELOAD=libpersist.so PERSIST_FILE=<temp dir>/<case>.heap on a new heap file, then again on
 # the heap file the first run left; compares each shim run's exit status and stdout exactly with
-# the reference (stderr too, less the shim's "in use" lines of child processes), and runs
+# the reference (stderr too: children that find the heap held by their ancestor are silent), and runs
 # `persist check` on the heap file after each (see run_both in common.sh).
 #
 # CASE: python3 python3_malloc python3_fork perl sqlite3 lua git gxx bash_pipeline threads redis,
@@ -51,7 +51,7 @@ scn_lua() { "${RUN[@]}" /usr/bin/lua5.4 "$SCEN/tables.lua"; }
 scn_git() {
   # Every git command is a separate process under the shim, one after the other on one heap file.
   # git's own children (gc runs pack-objects, repack, ...) inherit the environment and find the
-  # heap file locked by their parent: they run on a volatile heap (one "in use" line each).
+  # heap file held by their parent: they run on a volatile heap, silently.
   export HOME=$TMP/work GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=Test GIT_AUTHOR_EMAIL=t@example.com
   export GIT_COMMITTER_NAME=Test GIT_COMMITTER_EMAIL=t@example.com
   export GIT_AUTHOR_DATE='2024-01-01T00:00:00Z' GIT_COMMITTER_DATE='2024-01-01T00:00:00Z'
