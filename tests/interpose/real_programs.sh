@@ -6,7 +6,7 @@
 # the reference (stderr too: children that find the heap held by their ancestor are silent), and runs
 # `persist check` on the heap file after each (see run_both in common.sh).
 #
-# CASE: python3 python3_malloc python3_fork perl sqlite3 lua git gxx bash_pipeline threads redis,
+# CASE: python3 python3_malloc python3_fork perl sqlite3 lua php git gxx bash_pipeline threads redis,
 # and python3_sites python3_fork_sites threads_sites: the same with PERSIST_SITES=4096
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE=$SRC/tests/interpose
@@ -47,6 +47,12 @@ EOF
 }
 
 scn_lua() { "${RUN[@]}" /usr/bin/lua5.4 "$SCEN/tables.lua"; }
+# PHP dlopens its extensions with RTLD_DEEPBIND (the shim drops the flag: interpose/dlopen.cpp).
+scn_php() {
+  "${RUN[@]}" /usr/bin/php -r 'echo 1, "\n";' || return
+  "${RUN[@]}" /usr/bin/php -m | grep -c . || return
+  "${RUN[@]}" /usr/bin/php "$SCEN/extensions.php"
+}
 
 scn_git() {
   # Every git command is a separate process under the shim, one after the other on one heap file.
@@ -154,6 +160,7 @@ case $CASE in
   perl) need /usr/bin/perl; run_both perl no scn_perl ;;
   sqlite3) need /usr/bin/sqlite3; run_both sqlite3 no scn_sqlite3 ;;
   lua) need /usr/bin/lua5.4; run_both lua no scn_lua ;;
+  php) need /usr/bin/php; run_both php no scn_php ;;
   git) need /usr/bin/git; run_both git yes scn_git ;;
   gxx) need /usr/bin/g++; run_both gxx yes scn_gxx ;;
   bash_pipeline) run_both bash_pipeline yes scn_bash_pipeline ;;
