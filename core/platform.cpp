@@ -384,6 +384,50 @@ int parent_of(int pid) {
 }
 }  // namespace
 
+int parent_pid(int pid) {
+  ErrnoGuard g;
+  return parent_of(pid);
+}
+
+int environ_value(int pid, const char *name, char *out, size_t cap) {
+  ErrnoGuard g;
+  char path[48] = "/proc/";
+  Msg m;
+  m.dec(static_cast<uint64_t>(pid)).add("/environ");
+  memcpy(path + 6, m.str(), m.size() + 1);
+  long fd = sys(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return static_cast<int>(fd);
+  // Stream the NUL-separated entries through a small buffer; `cur` is the entry being read, of
+  // which `keep` bytes are kept (an entry that does not fit in `out` is skipped, as too long).
+  size_t nlen = strlen(name), keep = 0;
+  bool overflow = false;
+  int rc = -ENOENT;
+  char buf[1024];
+  for (;;) {
+    long n = sys(SYS_read, fd, buf, sizeof buf);
+    if (n == -EINTR) continue;
+    if (n < 0) rc = static_cast<int>(n);
+    if (n <= 0) break;
+    for (long i = 0; i < n && rc == -ENOENT; ++i) {
+      if (buf[i]) {
+        if (keep + 1 < cap) out[keep++] = buf[i];
+        else overflow = true;
+        continue;
+      }
+      out[keep] = 0;
+      if (!overflow && keep > nlen && strncmp(out, name, nlen) == 0 && out[nlen] == '=') {
+        memmove(out, out + nlen + 1, keep - nlen);  // the value and its NUL
+        rc = 0;
+      }
+      keep = 0, overflow = false;
+    }
+    if (rc != -ENOENT) break;
+  }
+  sys(SYS_close, fd);
+  if (rc && cap) out[0] = 0;
+  return rc;
+}
+
 bool is_ancestor(int pid) {
   ErrnoGuard g;
   int cur = static_cast<int>(sys(SYS_getppid));

@@ -85,6 +85,12 @@ void random_bytes(void *buf, size_t len);
 int getpid_cached();
 // Is `pid` this process's parent, grandparent...? (Reads /proc/<pid>/stat up the chain.)
 bool is_ancestor(int pid);
+// The parent of `pid` (from /proc/<pid>/stat), or -1 when it is gone or unreadable.
+int parent_pid(int pid);
+// The value of `name` in the environment `pid` was started with (/proc/<pid>/environ: what it
+// was exec'ed with, not later setenv calls), NUL-terminated in out[cap]. 0, -ENOENT when not set
+// (or longer than cap - 1), or another negative errno (-EACCES: another user's process).
+int environ_value(int pid, const char *name, char *out, size_t cap);
 void write_stderr(const char *msg, size_t len);
 void write_stderr(const char *msg);
 // The environment variable `name`, read from environ without allocating; nullptr in secure mode

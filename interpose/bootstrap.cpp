@@ -18,6 +18,7 @@
 
 #include "../core/include/persist.h"
 #include "api.h"
+#include "inherit.h"
 #include "modules.h"
 #include "noaslr.h"
 #include "options.h"
@@ -173,6 +174,20 @@ Heap *open_process_heap() {
     }
     api_set_default_heap(h);
     return h;
+  }
+  TreeHolder tree;
+  if (rc == PERSIST_E_BUSY && held_in_our_tree(o.file, &tree)) {
+    // Inherited from our own tree: the designed outcome, not a failure (inherit.h), so neither
+    // PERSIST_STRICT nor PERSIST_ON_BUSY=fail applies, and only PERSIST_VERBOSE mentions it.
+    if (o.verbose) {
+      Msg m;
+      m.add("libpersist: not persisting: ").add(o.file).add(" is held by process ").dec(tree.holder);
+      if (tree.root == tree.holder) m.add(", an ancestor of this one");
+      else m.add(", of the process tree started by process ").dec(tree.root);
+      m.add("; running on a volatile heap\n");
+      say(m);
+    }
+    return volatile_heap(o);
   }
   const char *reason = why.empty() ? persist_strerror(rc) : why.str();
   if (o.strict || (rc == PERSIST_E_BUSY && o.on_busy == kBusyFail)) fatal(reason);

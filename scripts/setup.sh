@@ -13,6 +13,7 @@ PACKAGES=(
   python3 perl sqlite3          # real programs the integration tests run under the shim
   git bash
   lua5.4 redis-server redis-tools  # more real programs for tests/interpose (redis-benchmark: tools)
+  php-cli                       # tests/interpose: extensions dlopen'ed with RTLD_DEEPBIND
   valgrind                      # tests/interpose: valgrind detection (and valgrind.h for the shim)
   clang libclang-rt-14-dev      # tests/tools: the libFuzzer target over the file-reading code
   nlohmann-json3-dev            # the persist tool's JSON output

@@ -10,8 +10,12 @@
 #   semantics        interpose_semantics (malloc(0), realloc(p, 0), huge requests, calloc overflow,
 #                    errno, posix_memalign, memalign, aligned_alloc, valloc/pvalloc, alignment,
 #                    malloc_usable_size) passes without the shim (glibc) and under it
-#   foreign_pointers blocks malloc'ed by a library loaded with RTLD_DEEPBIND (glibc's malloc) are
+#   foreign_pointers blocks malloc'ed by a library with glibc's own malloc (foreign_lib.c) are
 #                    freed, realloc'ed and measured through the shim without harm (point 3)
+#   deepbind         interpose_deepbind_main loads a plugin with RTLD_DEEPBIND (as PHP does) and
+#                    passes blocks both ways: all of them from the heap; the plugin is named
+#                    $ORIGIN/plugins/... (dlopen's caller is kept: the program); the same output
+#                    as without the shim; persist check
 #   cxx_new          interpose_cxx_new (new-handler loop, nothrow, bad_alloc, aligned forms) passes
 #                    without the shim and under it (PERSIST_MAX=64M bounds the heap)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -26,6 +30,7 @@ EXPECTED=(
   _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t
   _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t
   _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t
+  dlopen  # only to drop RTLD_DEEPBIND (interpose/dlopen.cpp)
 )
 
 case $CASE in
@@ -113,7 +118,7 @@ case $CASE in
     check_heap "$heap" "$CASE heap"
     ;;
   foreign_pointers)
-    lib=$BIN/libinterpose_deepbind_lib.so
+    lib=$BIN/libinterpose_foreign_lib.so
     timeout 60 "$BIN/interpose_foreign_ptrs" "$lib" >"$TMP/ref.out" 2>&1 || { fail "fails without the shim:"; show "$TMP/ref.out"; }
     heap=$TMP/foreign.heap
     timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$BIN/interpose_foreign_ptrs" "$lib" >"$TMP/shim.out" 2>"$TMP/shim.err"
@@ -126,6 +131,18 @@ case $CASE in
     grep -q '^foreign blocks: seen; 0 failures$' "$TMP/shim.out" || fail "unexpected result line"
     [ -s "$TMP/shim.err" ] && { fail "stderr under the shim:"; show "$TMP/shim.err"; }
     check_heap "$heap" "foreign pointers heap"
+    ;;
+  deepbind)
+    prog=$BIN/interpose_deepbind_main plugin='$ORIGIN/plugins/libinterpose_deepbind_alloc.so'
+    timeout 60 "$prog" "$plugin" >"$TMP/ref.out" 2>&1 || { fail "fails without the shim:"; show "$TMP/ref.out"; }
+    heap=$TMP/deepbind.heap
+    timeout 60 env LD_PRELOAD="$SHIM" PERSIST_FILE="$heap" "$prog" "$plugin" >"$TMP/shim.out" 2>"$TMP/shim.err"
+    rc=$?
+    show "$TMP/shim.out"
+    [ $rc -eq 0 ] || fail "the RTLD_DEEPBIND plugin under the shim: exit status $rc$( [ $rc -gt 128 ] && echo " (signal $((rc - 128)))")"
+    grep -qx 'deepbind: 2000 rounds; plugin blocks in the heap; 0 failures' "$TMP/shim.out" || fail "unexpected result line"
+    [ -s "$TMP/shim.err" ] && { fail "stderr under the shim:"; show "$TMP/shim.err"; }
+    check_heap "$heap" "deepbind heap"
     ;;
   *) echo "unknown case $CASE"; exit 64 ;;
 esac

@@ -18,7 +18,9 @@
 #   disk_full        a 2 MiB tmpfs: malloc gets NULL/ENOMEM, never a signal; a heap that cannot be
 #                    created at all on the full file system
 #   strict           PERSIST_STRICT=1 turns a failure into an abort with the message
-#   secure_setuid    a setuid program (AT_SECURE) persists nothing even with PERSIST_FILE set
+#   secure_setuid    a setuid program (AT_SECURE) persists nothing even with PERSIST_FILE set; the
+#                    setuid copies are linked against a copy of libpersist.so in $TMP (the build
+#                    directory may be closed to uid 65534)
 #   other_owner      a heap file owned by another user is refused; new heap files are 0600;
 #                    a symbolic link is not followed
 #   bad_options      bad PERSIST_* values: one warning line each, the default is used, the program
@@ -319,10 +321,22 @@ print("end")' 2>"$TMP/py.err")
   secure_setuid)
     command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
     [ "$(id -u)" -eq 0 ] || skip "needs root to make a setuid copy"
+    command -v cc >/dev/null || skip "no C compiler (cc) to link the setuid copies"
     W=$BIN/interpose_worker  # links libpersist.so (ld.so ignores LD_PRELOAD paths in secure mode)
     ref=$(PERSIST_FILE=$TMP/ref.heap "$W" run 0) || fail "the worker does not run"
     mkdir -p "$TMP/suid"
     chmod 755 "$TMP/suid"
+    # uid 65534 must be able to load the program and libpersist.so: the build directory may be
+    # one it cannot enter (a clone in a 0700 home), and the worker's RUNPATH names it. So copy the
+    # library into $TMP (mode 0755, removed at exit) and link the worker there against the copy.
+    mkdir -p "$TMP/suid/lib"
+    cp "$SHIM" "$TMP/suid/lib/libpersist.so"
+    chmod 755 "$TMP/suid/lib" "$TMP/suid/lib/libpersist.so"
+    cc -O1 -I"$SRC/core/include" "$SRC/tests/interpose/src/worker.c" -o "$TMP/suid/worker" \
+      -L"$TMP/suid/lib" -lpersist -Wl,-rpath,"$TMP/suid/lib" -pthread 2>"$TMP/cc.err" ||
+      { fail "cannot link the worker against the copy of libpersist.so:"; show "$TMP/cc.err"; finish; }
+    W=$TMP/suid/worker
+    [ "$(PERSIST_FILE=$TMP/ref2.heap "$W" run 0)" = "$ref" ] || fail "the relinked worker does not run like the built one"
     # (a) setuid root, run by uid 65534: euid 0 != ruid 65534, AT_SECURE.
     cp "$W" "$TMP/suid/worker-root"
     chown 0:0 "$TMP/suid/worker-root"
