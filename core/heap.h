@@ -288,7 +288,8 @@ void discovery_start(Heap *h, uint64_t hint);     // at open: start the main pas
 uint64_t discovery_hint(Heap *h);                 // at close: the free_hint to record (takes page_lock)
 
 // ---- pages.cpp: spans of pages (take page_lock inside unless said otherwise)
-Span *pages_alloc_run(Heap *h, unsigned cls, int *err);
+// `in_place`: only from free pages already known (no growth, no deferred discovery): -EAGAIN.
+Span *pages_alloc_run(Heap *h, unsigned cls, int *err, bool in_place = false);
 // `flags`: kLargeNoScan / kHugeNoScan, committed with the block (a pointer-free block).
 Span *pages_alloc_large(Heap *h, size_t bytes, size_t align, bool *zeroed, int *err, uint8_t flags = 0);
 Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err, uint32_t flags = 0);

@@ -131,8 +131,9 @@ void publish_span(Heap *h, Span *s, uint8_t head, uint8_t cont, uint8_t cls) {
 }
 
 // Get a free span of n pages (aligned to align_pages, a power of two counted in pages from the
-// address 0) backed by disk. Discovers and grows as needed. Returns nullptr with *err set.
-Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
+// address 0) backed by disk. Discovers and grows as needed (`in_place`: neither grows nor
+// discovers the deferred segments: -EAGAIN once the main pass is done). nullptr with *err set.
+Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err, bool in_place = false) {
   uint32_t extra = align > kPageSize ? static_cast<uint32_t>(align / kPageSize) - 1 : 0;
   if (uint64_t{n} + extra > kSegmentPages - kFirstDataPage) {
     *err = -ENOMEM;
@@ -167,6 +168,9 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err) {
           return s;
         }
         taken = s;
+      } else if (in_place && h->discovered >= h->image().segment_count()) {
+        *err = -EAGAIN;
+        return nullptr;
       } else if (h->discovered >= h->image().segment_count() && h->prefix_next < h->prefix_end) {
         prefix = true;
       } else if (h->discovered >= h->image().segment_count()) {
@@ -355,9 +359,9 @@ int pages_format_large(Heap *h, uint64_t page, uint32_t pages) {
   return 0;
 }
 
-Span *pages_alloc_run(Heap *h, unsigned cls, int *err) {
+Span *pages_alloc_run(Heap *h, unsigned cls, int *err, bool in_place) {
   const ClassInfo &ci = kClasses.info[cls];
-  Span *s = get_span(h, ci.pages, 0, err);
+  Span *s = get_span(h, ci.pages, 0, err, in_place);
   if (!s) return nullptr;
   s->kind = kSpanRun;
   s->start = reinterpret_cast<uintptr_t>(h->at(s->page * kPageSize));

@@ -190,17 +190,22 @@ Span *small_refill(Heap *h, ThreadHeap *th, unsigned cls) {
     s = th->runs[cls].head;
     if (s) continue;
     s = run_adopt_from_pool(h, th, cls);
-    while (!s && heap_discover_deferred(h) > 0) s = run_adopt_from_pool(h, th, cls);  // room below
     if (!s) {
       int err = 0;
-      s = pages_alloc_run(h, cls, &err);
+      s = pages_alloc_run(h, cls, &err, true);
+      // Before the heap grows: runs with room in the segments a clean restart deferred (heap.h).
+      while (!s && err == -EAGAIN && heap_discover_deferred(h) > 0) {
+        if ((s = run_adopt_from_pool(h, th, cls))) break;
+        s = pages_alloc_run(h, cls, &err, true);
+      }
+      if (!s) s = pages_alloc_run(h, cls, &err);
       if (!s && thread_release_empty_runs(h)) s = pages_alloc_run(h, cls, &err);
       if (!s) {
         th->cur[cls] = &g_empty_run;
         errno = ENOMEM;
         return nullptr;
       }
-      s->owner.store(th, std::memory_order_release);
+      s->owner.store(th, std::memory_order_release);  // a fresh run; an adopted one has it already
     }
     th->runs[cls].push(s);
   }

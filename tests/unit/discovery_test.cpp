@@ -42,6 +42,8 @@ TEST_F(DiscoveryTest, ACleanRestartDiscoversOnlyWhereThereIsRoom) {
   const uint64_t segments = heap()->image().segment_count();
   ASSERT_GE(segments, 16u);
   ASSERT_NE(nullptr, persist_alloc(h_, kBlock));
+  for (size_t size : {24, 300, 1000, 3000})  // new runs of other classes: carved from the room
+    ASSERT_NE(nullptr, persist_alloc(h_, size));
   EXPECT_LE(discovered_segments(), 2u) << "of " << segments << ": the restart walked the full ones";
   EXPECT_GT(heap()->prefix_end, 0u);
 }
