@@ -130,7 +130,7 @@ run_both() {
       RUN=(timeout -k 5 "$limit" env LD_PRELOAD="$SHIM" PERSIST_FILE="$HEAP" ${SHIM_ENV:-})
     fi
     start=$(now)
-    (cd "$TMP/work" && "$scenario") >"$TMP/$mode.out" 2>"$TMP/$mode.err"
+    (cd "$TMP/work" && "$scenario") </dev/null >"$TMP/$mode.out" 2>"$TMP/$mode.err"  # stdin: git pack-objects reads revisions from it
     echo $? >"$TMP/$mode.rc"
     note "$name ($mode): exit status $(cat "$TMP/$mode.rc"), $(wc -c <"$TMP/$mode.out") bytes of stdout, $(elapsed "$start") s"
     if [ $mode = ref ]; then
