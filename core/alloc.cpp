@@ -28,20 +28,21 @@ __attribute__((cold)) void report(const char *what, const void *p) {
   os::write_stderr(m.str(), m.size());
 }
 
-void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero, bool noscan = false);
+void *large_alloc_once(Heap *h, size_t size, size_t align, bool zero, bool noscan);
 void *sampled_alloc(Heap *h, ThreadHeap *th, size_t size, bool zero);
 
 // Large and huge blocks; on failure the calling thread's empty runs are given back and the
-// allocation is tried once more before ENOMEM.
-void *large_alloc(Heap *h, size_t size, size_t align, bool zero) {
+// allocation is tried once more before ENOMEM. A pointer-free block is not sampled: a sample
+// would change its span.
+void *large_alloc(Heap *h, size_t size, size_t align, bool zero, bool noscan = false) {
   ThreadHeap *th = tl_heaps[h->slot];
-  if (PERSIST_UNLIKELY(th->heap_id == h->id &&
+  if (PERSIST_UNLIKELY(!noscan && th->heap_id == h->id &&
                        (th->sample_left -= static_cast<int64_t>(size < INT64_MAX ? size : INT64_MAX)) < 0)) {
     if (align > kPageSize) th->sample_left = sites_draw(h, th);  // over-aligned: not sampled
     else if (void *p = sampled_alloc(h, th, size, zero)) return p;
   }
-  void *p = large_alloc_once(h, size, align, zero);
-  if (!p && thread_release_empty_runs(h)) p = large_alloc_once(h, size, align, zero);
+  void *p = large_alloc_once(h, size, align, zero, noscan);
+  if (!p && thread_release_empty_runs(h)) p = large_alloc_once(h, size, align, zero, noscan);
   return p;
 }
 
@@ -187,16 +188,13 @@ void free_miss(Heap *h, void *p) {
 void *heap_malloc(Heap *h, size_t size) { return heap_malloc_fast(h, size); }
 
 // A pointer-free block is a large or huge block (its flag lives in a span descriptor or segment
-// header), so it takes whole pages whatever its size. Not sampled: a sample would change its span.
+// header), so it takes whole pages whatever its size.
 void *heap_malloc_noscan(Heap *h, size_t size) {
   if (size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
   }
-  if (size == 0) size = 1;
-  void *p = large_alloc_once(h, size, 0, false, true);
-  if (!p && thread_release_empty_runs(h)) p = large_alloc_once(h, size, 0, false, true);
-  return p;
+  return large_alloc(h, size ? size : 1, 0, false, true);
 }
 
 void heap_free(Heap *h, void *p) {

@@ -282,6 +282,7 @@ int heap_discover_one(Heap *h, bool prefix = false);
 // pool). 1 discovered, 0 none left (takes the locks).
 int heap_discover_deferred(Heap *h);
 constexpr uint32_t kRoomPages = 64;  // a free span this long is room worth starting discovery at
+bool main_pass_done(const Heap *h);               // every segment from `discovered` on is known
 bool segment_known(const Heap *h, uint64_t seg);  // discovered (page_lock held)
 bool heap_discovery_started(const Heap *h);       // anything discovered since open
 void discovery_start(Heap *h, uint64_t hint);     // at open: start the main pass at a valid hint

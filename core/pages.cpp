@@ -118,7 +118,8 @@ void split_front(Heap *h, Span *s, uint32_t n) {
 // Publish span s ([page, page+pages)) as a live span of the given head kind (page_lock held).
 void publish_span(Heap *h, Span *s, uint8_t head, uint8_t cont, uint8_t cls) {
   for (uint32_t q = 1; q < s->pages; ++q)
-    store_desc(h, s->page + q, PageDesc{cont, head == kPageRunHead ? cls : uint8_t{0}, static_cast<uint16_t>(q), 0});
+    store_desc(h, s->page + q, PageDesc{cont, head == kPageRunHead ? cls : uint8_t{0},  // large: flags
+                                        static_cast<uint16_t>(q), 0});
   PERSIST_CRASH_POINT("span.cont");
   if (head == kPageRunHead) memset(h->bitmap_of(s->page), 0, uint64_t{s->pages} * kWordsPerPage * 8);
   PERSIST_CRASH_POINT("span.bitmap");
@@ -168,12 +169,12 @@ Span *get_span(Heap *h, uint32_t n, uint64_t align, int *err, bool in_place = fa
           return s;
         }
         taken = s;
-      } else if (in_place && h->discovered >= h->image().segment_count()) {
+      } else if (main_pass_done(h) && in_place) {
         *err = -EAGAIN;
         return nullptr;
-      } else if (h->discovered >= h->image().segment_count() && h->prefix_next < h->prefix_end) {
+      } else if (main_pass_done(h) && h->prefix_next < h->prefix_end) {
         prefix = true;
-      } else if (h->discovered >= h->image().segment_count()) {
+      } else if (main_pass_done(h)) {
         uint64_t seg;
         int rc = segment_add_normal(h, &seg);
         if (rc) {
@@ -411,13 +412,22 @@ void pages_free_span(Heap *h, Span *s) {
   pages_insert_free(h, page, pages, zeroed, backed);
 }
 
+namespace {
+
+// The HEAD descriptor of large block s resized to n pages: it keeps its pointer-free flag.
+PageDesc large_head(const Span *s, uint32_t n) {
+  return PageDesc{kPageLargeHead, s->noscan ? kLargeNoScan : uint8_t{0}, 0, n};
+}
+
+}  // namespace
+
 bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
   uint32_t n = static_cast<uint32_t>(pages_for(bytes));
   Guard g(h->page_lock);
   if (n == s->pages) return true;
   if (n < s->pages) {  // shrink: the tail becomes free; the HEAD is rewritten first
     uint32_t old = s->pages;
-    store_desc(h, s->page, PageDesc{kPageLargeHead, s->noscan ? kLargeNoScan : uint8_t{0}, 0, n});
+    store_desc(h, s->page, large_head(s, n));
     PERSIST_CRASH_POINT("large.shrink");
     s->pages = n;
     pages_insert_free(h, s->page + n, old - n, false, true);
@@ -456,7 +466,7 @@ bool pages_resize_large(Heap *h, Span *s, size_t bytes) {
     store_desc(h, s->page + q, PageDesc{kPageLargeCont, 0, static_cast<uint16_t>(q), 0});
   PERSIST_CRASH_POINT("large.grow.cont");
   std::atomic_thread_fence(std::memory_order_release);
-  store_desc(h, s->page, PageDesc{kPageLargeHead, s->noscan ? kLargeNoScan : uint8_t{0}, 0, n});  // the commit point
+  store_desc(h, s->page, large_head(s, n));  // the commit point
   PERSIST_CRASH_POINT("large.grow.head");
   shadow_set(h, end, grow, s);
   s->pages = n;
@@ -562,7 +572,7 @@ Span *pages_alloc_huge(Heap *h, size_t bytes, bool *zeroed, int *err, uint32_t f
     bool prefix;
     {
       Guard g(h->page_lock);
-      prefix = h->discovered >= h->image().segment_count();
+      prefix = main_pass_done(h);
       if (prefix && h->prefix_next >= h->prefix_end) break;
     }
     heap_discover_one(h, prefix);
@@ -630,7 +640,7 @@ Span *span_lookup(Heap *h, const void *p) {
       Guard g(h->page_lock);
       if (segment_known(h, seg)) break;
       prefix = seg < h->prefix_end;
-      if (!prefix && h->discovered >= h->image().segment_count()) break;
+      if (!prefix && main_pass_done(h)) break;
     }
     if (heap_discover_one(h, prefix) <= 0) break;
   }

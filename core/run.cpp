@@ -242,7 +242,7 @@ void run_flush_remote(Heap *h, ThreadHeap *th) {
 int heap_discover_deferred(Heap *h) {
   {
     Guard p(h->page_lock);
-    if (h->discovered < h->image().segment_count() || h->prefix_next >= h->prefix_end) return 0;
+    if (!main_pass_done(h) || h->prefix_next >= h->prefix_end) return 0;
   }
   return heap_discover_one(h, true);
 }

@@ -212,8 +212,8 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
   return 0;
 }
 
-// Discover the next undiscovered segment. Caller holds pool_lock and page_lock.
-// Returns 1 when a segment was discovered, 0 when all are known, <0 on corruption.
+bool main_pass_done(const Heap *h) { return h->discovered >= h->image().segment_count(); }
+
 bool segment_known(const Heap *h, uint64_t seg) {
   return seg < h->prefix_next || (seg >= h->prefix_end && seg < h->discovered);
 }
@@ -246,15 +246,16 @@ uint64_t discovery_hint(Heap *h) {
   return hint < count ? hint : count;
 }
 
-// The next segment of the main pass, or (`prefix`) of the deferred prefix: asked for by a lookup
-// (span_lookup), and by the allocator once the main pass is done, before it grows the heap.
+// Discover the next segment of the main pass, or (`prefix`) of the deferred prefix: asked for by a
+// lookup (span_lookup), and by the allocator once the main pass is done, before it grows the heap.
+// Caller holds pool_lock and page_lock. 1 when a segment was discovered, 0 when that pass is
+// done, <0 on corruption.
 int segment_discover_next(Heap *h, Span **runs, bool prefix) {
   Image img = h->image();
-  const bool in_prefix = prefix;
-  if (in_prefix ? h->prefix_next >= h->prefix_end : h->discovered >= img.segment_count()) return 0;
+  if (prefix ? h->prefix_next >= h->prefix_end : main_pass_done(h)) return 0;
   DiscoverVisitor v(h);
   Msg why;
-  uint64_t next = 0, seg = in_prefix ? h->prefix_next : h->discovered;
+  uint64_t next = 0, seg = prefix ? h->prefix_next : h->discovered;
   int rc = walk_segment(img, seg, v, &why, &next);
   if (rc) {
     os::write_stderr("libpersist: ");
@@ -265,7 +266,7 @@ int segment_discover_next(Heap *h, Span **runs, bool prefix) {
   } else if (h->segs[seg].kind == 0) {
     h->segs[seg] = SegInfo{1, static_cast<uint8_t>(h->seg_header(seg)->kind)};
   }
-  if (in_prefix) h->prefix_next = next < h->prefix_end ? next : h->prefix_end;
+  if (prefix) h->prefix_next = next < h->prefix_end ? next : h->prefix_end;
   else h->discovered = next;
   *runs = v.runs;
   return 1;
