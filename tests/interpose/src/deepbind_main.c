@@ -10,16 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond, ...)                               \
-  do {                                                 \
-    if (!(cond)) {                                     \
-      ++failures;                                      \
-      printf("FAILED line %d: %s: ", __LINE__, #cond); \
-      printf(__VA_ARGS__);                             \
-      putchar('\n');                                   \
-    }                                                  \
-  } while (0)
+#include "check.h"
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
