@@ -20,9 +20,14 @@ namespace {
 
 std::atomic<uint64_t> g_next_heap_id{1};
 
+// The dirty mark: this run keeps free_hint a segment start (heap_hint_interior, layout.h).
 void set_state(Superblock &sb, uint64_t state) {
   sb.state = static_cast<uint32_t>(state);
-  if (state == kStateDirty) ++sb.opens, sb.owner_pid = static_cast<uint64_t>(os::getpid_cached());
+  if (state == kStateDirty) {
+    ++sb.opens;
+    sb.hint_open = sb.opens;
+    sb.owner_pid = static_cast<uint64_t>(os::getpid_cached());
+  }
 }
 
 // The clean mark, and with it where discovery may start next time (heap.h): one slot write.
@@ -128,6 +133,13 @@ Image Heap::image() const {
 void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t arg) {
   Guard g(h->super_lock);
   edit(h->sb, arg);
+  super_write(h->base, h->sb);
+}
+
+void heap_hint_interior(Heap *h, uint64_t start, uint64_t first, uint64_t end) {
+  Guard g(h->super_lock);
+  if (h->sb.free_hint < first || h->sb.free_hint >= end) return;
+  h->sb.free_hint = start;
   super_write(h->base, h->sb);
 }
 
@@ -394,8 +406,10 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     teardown(h);
     return rc;
   }
+  // Discovery starts where the last run left room: recorded with its clean mark, or kept by a
+  // run of this format that died (layout.h free_hint); before anything frees (the actions do).
+  if (h->clean_at_open || (sb.hint_open && sb.hint_open == sb.opens)) discovery_start(h, h->sb.free_hint);
   heap_recover_actions(h);  // finish interrupted publish / clear actions
-  if (h->clean_at_open) discovery_start(h, h->sb.free_hint);  // where the last run left room
   h->sb.reserve = h->reserve;
   heap_update_super(h, set_state, kStateDirty);
   PERSIST_CRASH_POINT("open.dirty");

@@ -258,6 +258,11 @@ int heap_close(Heap *h);
 void heap_mark_clean(Heap *h, bool durable);  // orderly end; durable: sync first (see heap.cpp)
 int heap_sync(Heap *h);
 void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t arg);
+// The free_hint stays a segment start while the heap is dirty (layout.h), so that a restart after
+// a crash can begin discovery there: before segments [first, end) become the interior of a range
+// that starts at `start`, a hint among them moves to `start` (takes super_lock). Growth of a
+// normal segment moves the hint to it (segment.cpp): that is where the room is.
+void heap_hint_interior(Heap *h, uint64_t start, uint64_t first, uint64_t end);
 
 // ---- meta.cpp: volatile metadata memory (never malloc)
 Span *meta_span_new();

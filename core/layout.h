@@ -115,8 +115,9 @@ static_assert(kHugeFirstPage * kPageSize >= kHeaderOffset + 64, "huge block afte
 // ---- superblock -------------------------------------------------------------------------------
 constexpr uint64_t kMagic = 0x0154534953524550ull;  // bytes "PERSIST\x01" at file offset 0
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 2;  // 1: gc_extent, gc_kept (zero in 1.0 files: "never collected")
+constexpr uint16_t kFormatMinor = 3;  // 1: gc_extent, gc_kept (zero in 1.0 files: "never collected")
                                       // 2: pointer-free blocks (kLargeNoScan, kHugeNoScan)
+                                      // 3: hint_open (zero in older files: "not kept")
 
 enum HeapState : uint32_t { kStateClean = 1, kStateDirty = 2 };
 
@@ -147,9 +148,12 @@ struct Superblock {
   uint64_t sites;          // offset of the SiteTable (0: none; PERSIST_SITES never used)
   uint64_t gc_extent;      // extent right after the last collection (0: never collected)
   uint64_t gc_kept;        // bytes the last collection kept (reachable then)
-  uint64_t free_hint;      // written with the clean mark: every segment below it was full then
-                           // (discovery may start here: heap.h); a hint, never trusted for more
-  uint64_t reserved[8];
+  uint64_t free_hint;      // a segment start where discovery may begin (heap.h): with the clean
+                           // mark, where the run left room; while dirty, kept a segment start and
+                           // moved to where the heap grows. A hint, never trusted for more
+  uint64_t hint_open;      // the open (`opens`) whose run kept free_hint a segment start: a dirty
+                           // heap's hint is used only when this is its last open (0: not kept)
+  uint64_t reserved[7];
   uint32_t reserved32;
   uint32_t checksum;       // CRC-32C of this slot with this field zero
 };

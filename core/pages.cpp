@@ -492,6 +492,7 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
   if (end < h->image().segment_count()) {
     Span *n = h->shadow[end * kSegmentPages];
     if (n && n->kind == kSpanFree && n->page == end * kSegmentPages && n->segments && n->backed == s->backed) {
+      heap_hint_interior(h, seg, end, end + 1);  // before `end` becomes interior
       h->free_segs.remove(n);
       s->segments += n->segments;
       s->zeroed &= n->zeroed;
@@ -506,6 +507,7 @@ void pages_insert_free_segments(Heap *h, uint64_t seg, uint32_t count, bool zero
     Span *p = h->shadow[(seg - 1) * kSegmentPages];
     if (p && p->kind == kSpanFree && p->segments && p->backed == s->backed &&
         p->page / kSegmentPages + p->segments == seg) {
+      heap_hint_interior(h, p->page / kSegmentPages, seg, seg + 1);  // before `seg` becomes interior
       h->free_segs.remove(p);
       p->segments += s->segments;
       p->zeroed &= s->zeroed;

@@ -207,6 +207,7 @@ int repair_image(uint8_t *mem, uint64_t len, RepairReport *rep) {
 
   // Write the superblock back into both slots (repairs a damaged slot too), marked dirty.
   sb.state = kStateDirty;
+  sb.hint_open = 0;  // what was repaired may have moved segment starts: discover from the start
   super_write(mem, sb);
   super_write(mem, sb);
   img.sb = sb;

@@ -3,6 +3,7 @@
 // in commit order: a header is complete before its kind is stored; the superblock records a new
 // extent only after the new segments' headers are in place.
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "../core/include/persist.h"
@@ -48,6 +49,11 @@ int format_normal(Heap *h, uint64_t seg, uint32_t pages) {
 }
 
 void set_size(Superblock &sb, uint64_t size) { sb.size = size; }
+// A normal segment added at the end: the extent, and the hint moved to the room (heap.h).
+void set_size_room(Superblock &sb, uint64_t size) {
+  sb.size = size;
+  sb.free_hint = (size - 1) / kSegmentSize;
+}
 
 class DiscoverVisitor : public WalkVisitor {
  public:
@@ -154,7 +160,7 @@ int segment_add_normal(Heap *h, uint64_t *seg_out) {
     else pages_insert_free_segments(h, seg, 1, false);
     return rc;
   }
-  if (grown) heap_update_super(h, set_size, size);
+  if (grown) heap_update_super(h, set_size_room, size);
   PERSIST_CRASH_POINT("grow.normal");
   h->segs[seg] = SegInfo{1, kSegNormal};
   if (h->discovered == seg) h->discovered = seg + 1;
@@ -181,6 +187,7 @@ int segment_add_huge(Heap *h, uint32_t segments, uint64_t bytes, uint64_t *seg_o
     grown = true;
     *zeroed = true;
   }
+  if (grown) heap_hint_interior(h, seg, seg + 1, UINT64_MAX);  // a hint past the old extent
   uint64_t off = seg * kSegmentSize;
   rc = back(h, off + kHeaderOffset, kHugeFirstPage * kPageSize - kHeaderOffset + bytes);
   if (rc) {
@@ -222,7 +229,7 @@ bool heap_discovery_started(const Heap *h) { return h->discovered != h->prefix_e
 
 void discovery_start(Heap *h, uint64_t hint) {
   Image img = h->image();
-  if (hint == 0 || hint >= img.segment_count()) return;
+  if (hint == 0 || hint >= img.segment_count() || heap_discovery_started(h)) return;
   // Only a segment header can start the pass: a hint inside a huge block or range is ignored.
   const SegmentHeader *sh = h->seg_header(hint);
   if (sh->magic != kSegmentMagic || (sh->kind != kSegNormal && sh->kind != kSegHuge && sh->kind != kSegFree))
