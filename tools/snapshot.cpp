@@ -4,8 +4,8 @@
 // copy never records an extent or a root table newer than the data it holds (the owner extends
 // the file before it records a larger extent). The pages themselves are not copied at one instant
 // while the owner runs, so the copy is checked (check_image) and taken again when it does not
-// pass; it is renamed to DEST only then. The copy of a live heap is dirty, like a heap after a
-// crash, and opens like one.
+// pass; it is linked as DEST only then (newfile.h: a new 0600 file, never over anything). The
+// copy of a live heap is dirty, like a heap after a crash, and opens like one.
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/fs.h>
