@@ -56,6 +56,8 @@ constexpr StrErr kMessages[] = {
     {PERSIST_E_TAG, "root tag is empty or too long"},
     {PERSIST_E_MOVED, "the heap was created at another address"},
     {PERSIST_E_TYPE, "the root was published with another type"},
+    {PERSIST_E_MODE, "the file is writable by other users than its owner (chmod go-w it if its "
+                     "contents can be trusted)"},
     {-ENOENT, "no such file or directory"},
     {-EACCES, "permission denied"},
     {-EPERM, "operation not permitted"},

@@ -31,9 +31,35 @@ class Scratch {
   void *p_ = nullptr;
 };
 
+void problem(HeapReport *r, const Msg &m) {
+  if (r->consistent) r->first_problem = m;
+  r->consistent = false;
+  ++r->problems;
+}
+
+// The pages of damaged spans (walk.h, Damage::kSpan): what the repair drops. A block found there
+// by find_block (which does not validate whole spans) is not live as far as the check goes.
+class LostPages {
+ public:
+  explicit LostPages(uint64_t pages) : words_((pages + 63) / 64), map_(words_ * 8) {}
+  bool ok() const { return map_.ok(); }
+  void add(uint64_t page, uint32_t count) {
+    for (uint64_t p = page; p < page + count && p / 64 < words_; ++p)
+      map_.as<uint64_t>()[p / 64] |= uint64_t{1} << (p % 64);
+  }
+  bool has(uint64_t offset) const {
+    uint64_t p = offset / kPageSize;
+    return p / 64 < words_ && (map_.as<uint64_t>()[p / 64] >> (p % 64) & 1);
+  }
+
+ private:
+  uint64_t words_;
+  Scratch map_;
+};
+
 class StatsVisitor : public WalkVisitor {
  public:
-  explicit StatsVisitor(HeapReport *r) : r_(r) {}
+  StatsVisitor(HeapReport *r, LostPages *lost) : r_(r), lost_(lost) {}
   void segment(uint64_t, const SegmentHeader &h) override {
     ++r_->segments;
     if (h.kind == kSegNormal) ++r_->normal_segments, r_->meta_bytes += kFirstDataPage * kPageSize;
@@ -60,24 +86,23 @@ class StatsVisitor : public WalkVisitor {
   void free_segments(uint64_t, uint32_t count) override {
     r_->free_bytes += uint64_t{count} * kSegmentSize;
   }
+  void damaged(uint64_t page, uint32_t count, Damage what, const Msg &why) override {
+    problem(r_, why);
+    if (what == Damage::kSpan) lost_->add(page, count);
+  }
 
  private:
   HeapReport *r_;
+  LostPages *lost_;
 };
 
-void problem(HeapReport *r, const Msg &m) {
-  if (r->consistent) r->first_problem = m;
-  r->consistent = false;
-  ++r->problems;
-}
-
-void check_roots(const Image &img, const uint32_t *seg_head, HeapReport *r) {
+void check_roots(const Image &img, const uint32_t *seg_head, const LostPages &lost, HeapReport *r) {
   uint64_t off = img.sb.root_table;
   for (uint64_t n = 0; off; ++n) {
     BlockRef b;
     Msg m;
     if (n > img.sb.size / kRootTableBytes || !find_block(img, off, &b, seg_head) || !b.live ||
-        b.offset != off || b.size < kRootTableBytes) {
+        b.offset != off || b.size < kRootTableBytes || lost.has(off)) {
       m.add("root table at offset ").hex(off).add(" is not a live block of the heap");
       return problem(r, m);
     }
@@ -104,7 +129,8 @@ void check_roots(const Image &img, const uint32_t *seg_head, HeapReport *r) {
       ++r->roots;
       if (e[i].offset == 0) continue;
       BlockRef rb;
-      if (!find_block(img, e[i].offset, &rb, seg_head) || !rb.live || rb.offset != e[i].offset) {
+      if (!find_block(img, e[i].offset, &rb, seg_head) || !rb.live || rb.offset != e[i].offset ||
+          lost.has(rb.offset)) {
         em.add("root \"").add(e[i].tag).add("\" points at offset ").hex(e[i].offset)
             .add(", which is not the start of a live block");
         problem(r, em);
@@ -127,32 +153,51 @@ int check_image(const Image &img, HeapReport *r, unsigned flags) {
   r->dirty = img.sb.state != kStateClean;
   r->meta_bytes = kSuperPages * kPageSize;
   Msg why;
-  StatsVisitor stats(r);
   if (img.len < img.sb.size) {
     why.add("the image is shorter (").dec(img.len).add(" bytes) than the heap's extent (")
         .dec(img.sb.size).add(")");
     problem(r, why);
     return PERSIST_E_CORRUPT;
   }
-  if (walk_heap(img, stats, &why) != 0) {
+  // Every segment is walked, damage contained to the spans it touches (walk.h): one problem per
+  // damaged span, as the repair makes one fix per dropped span. A segment whose header does not
+  // walk is one problem, and the walk goes on with the next segment.
+  const uint64_t nseg = img.segment_count();
+  LostPages lost(nseg * kSegmentPages);
+  if (!lost.ok()) {
+    why.add("out of memory for the check");
     problem(r, why);
     return PERSIST_E_CORRUPT;
   }
-  const uint64_t nseg = img.segment_count();
+  StatsVisitor stats(r, &lost);
+  bool headers_ok = true;
+  for (uint64_t i = 0; i < nseg;) {
+    Msg swhy;
+    uint64_t next = i + 1;
+    if (walk_segment(img, i, stats, &swhy, &next, kWalkContain) != 0 || next <= i) {
+      problem(r, swhy);
+      headers_ok = false;
+      next = i + 1;
+    }
+    i = next;
+  }
   Scratch index(nseg * sizeof(uint32_t));
   if (!index.ok() || !build_segment_index(img, index.as<uint32_t>())) {
-    why.add("cannot index the segments");
-    problem(r, why);
+    // A header that does not walk was reported above; the roots cannot be resolved without them.
+    if (headers_ok) {
+      why.add("cannot index the segments");
+      problem(r, why);
+    }
     return PERSIST_E_CORRUPT;
   }
-  check_roots(img, index.as<uint32_t>(), r);
-  if (img.sb.actions && !actions_table(img)) {
+  check_roots(img, index.as<uint32_t>(), lost, r);
+  if (img.sb.actions && (!actions_table(img) || lost.has(img.sb.actions))) {
     Msg m;
     m.add("the heap's own area (action log, module tables) at offset ").hex(img.sb.actions)
         .add(" is damaged");
     problem(r, m);
   }
-  if (img.sb.sites && !sites_table(img)) {
+  if (img.sb.sites && (!sites_table(img) || lost.has(img.sb.sites))) {
     Msg m;
     m.add("the allocation-site table at offset ").hex(img.sb.sites).add(" is damaged");
     problem(r, m);

@@ -2,6 +2,7 @@
 // raw system calls rather than calling libc's wrappers, which other libraries may interpose.
 #include "platform.h"
 
+#include "include/persist.h"
 #include "msg.h"
 
 #include <errno.h>
@@ -169,28 +170,38 @@ int open_file(const char *path, bool create, bool writable, int *fd, bool *creat
     sys(SYS_close, f);
     return rc < 0 ? static_cast<int>(rc) : S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
   }
+  if (writable && !*created && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    sys(SYS_close, f);
+    return PERSIST_E_MODE;
+  }
   *fd = static_cast<int>(f);
   return 0;
 }
 
-int copy_file(int src_fd, const char *dest) {
+int create_file(const char *path, int *fd) {
+  ErrnoGuard g;
+  long f = sys(SYS_openat, AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (f < 0) return static_cast<int>(f);
+  *fd = static_cast<int>(f);
+  return 0;
+}
+
+int copy_file(int src_fd, int dst_fd) {
   ErrnoGuard g;
   struct stat st;
   long rc = sys(SYS_fstat, src_fd, &st);
   if (rc < 0) return static_cast<int>(rc);
-  long out = sys(SYS_openat, AT_FDCWD, dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (out < 0) return static_cast<int>(out);
-  rc = sys(SYS_ioctl, out, FICLONE, src_fd);
+  rc = sys(SYS_ioctl, dst_fd, FICLONE, src_fd);
   if (rc < 0) {  // no reflink here: copy in the kernel, keeping holes where the source has them
-    rc = sys(SYS_ftruncate, out, 0);
     loff_t in_off = 0, out_off = 0;
+    rc = 0;
     while (rc >= 0 && in_off < st.st_size) {
-      rc = sys(SYS_copy_file_range, src_fd, &in_off, out, &out_off, st.st_size - in_off, 0);
+      rc = sys(SYS_copy_file_range, src_fd, &in_off, dst_fd, &out_off, st.st_size - in_off, 0);
       if (rc == 0) break;
+      if (rc == -EINTR) rc = 0;
     }
-    if (rc >= 0) rc = sys(SYS_ftruncate, out, st.st_size);
+    if (rc >= 0) rc = sys(SYS_ftruncate, dst_fd, st.st_size);
   }
-  sys(SYS_close, out);
   return rc < 0 ? static_cast<int>(rc) : 0;
 }
 
@@ -202,6 +213,20 @@ int link_file(const char *from, const char *to) {
 int unlink_file(const char *path) {
   ErrnoGuard g;
   return static_cast<int>(sys(SYS_unlinkat, AT_FDCWD, path, 0));
+}
+
+int rename_file(const char *from, const char *to) {
+  ErrnoGuard g;
+  return static_cast<int>(sys(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0));
+}
+
+int path_mode(const char *path, bool follow, uint32_t *mode) {
+  ErrnoGuard g;
+  struct stat st;
+  long rc = sys(SYS_newfstatat, AT_FDCWD, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW);
+  if (rc < 0) return static_cast<int>(rc);
+  *mode = st.st_mode;
+  return 0;
 }
 
 int close_file(int fd) {

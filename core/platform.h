@@ -38,17 +38,27 @@ int map_anon_fixed(void *addr, size_t size);
 void discard_anon(void *addr, size_t size);
 
 // Files. open_file: O_RDWR|O_CLOEXEC|O_NOFOLLOW, created 0600 with create (created says whether
-// it was). The fd is the caller's.
+// it was). An existing file opened for writing must be one only its owner may write:
+// PERSIST_E_MODE when its mode lets the group or other users write it (they could change the heap
+// under us, or have planted it). The fd is the caller's.
 int open_file(const char *path, bool create, bool writable, int *fd, bool *created);
+// A new file at path, opened read-write: O_CREAT|O_EXCL (never a file that exists, so never one
+// someone else prepared, and never through a symlink), mode 0600. -EEXIST when the name is taken.
+int create_file(const char *path, int *fd);
 int close_file(int fd);
 // link(2) (fails with -EEXIST rather than replace anything) and unlink(2).
 int link_file(const char *from, const char *to);
 int unlink_file(const char *path);
+// rename(2): `to` names the file `from` named, replacing the name (not the contents) of what
+// was there; a symlink at `to` is replaced, not followed.
+int rename_file(const char *from, const char *to);
+// The st_mode of what path names (`follow`: through a final symlink, as stat; else as lstat).
+int path_mode(const char *path, bool follow, uint32_t *mode);
 int file_size(int fd, uint64_t *size);
 int truncate_file(int fd, uint64_t size);
-// Copy the whole file behind src_fd to dest (created 0600, replaced if it exists, never through
-// a symlink): a reflink (FICLONE) where the file system can, else an in-kernel copy.
-int copy_file(int src_fd, const char *dest);
+// Make dst_fd's contents those of src_fd: a reflink (FICLONE) where the file system can, else an
+// in-kernel copy over dst (which ends as long as src). Writes only into dst_fd, the caller's file.
+int copy_file(int src_fd, int dst_fd);
 // Reserve disk blocks for [off, off+len) so later stores through the mapping cannot SIGBUS:
 // -ENOSPC when the file system is full.
 int allocate(int fd, uint64_t off, uint64_t len);

@@ -13,59 +13,62 @@
 namespace persist {
 namespace {
 
-void set_desc(SegmentHeader *h, uint32_t p, PageDesc d) { h->desc[p] = d; }
+// Step 3 for one normal segment: the walk (walk.h, kWalkContain) reports each damaged span, run
+// and metadata descriptor once, and each is fixed here, one fix apiece: a damaged span's pages
+// become free (its blocks are lost), bits past a run's capacity are cleared, a metadata
+// descriptor is rewritten. So the fixes are the problems `persist check` counted.
+class FixVisitor : public WalkVisitor {
+ public:
+  FixVisitor(uint8_t *mem, uint64_t seg, SegmentHeader *h, RepairReport *rep)
+      : mem_(mem), seg_(seg), h_(h), rep_(rep) {}
+  void damaged(uint64_t page, uint32_t count, Damage what, const Msg &) override {
+    const uint32_t p = static_cast<uint32_t>(page % kSegmentPages);
+    Msg m;
+    m.add("segment ").dec(seg_).add(" page ").dec(p);
+    switch (what) {
+      case Damage::kMetaDesc:
+        h_->desc[p] = PageDesc{kPageMeta, 0, 0, 0};
+        m.clear();
+        m.add("segment ").dec(seg_).add(": metadata descriptor ").dec(p).add(" rewritten");
+        break;
+      case Damage::kSpan:
+        for (uint32_t q = 0; q < count; ++q) h_->desc[p + q] = PageDesc{kPageFree, 0, 0, 0};
+        ++rep_->lost_spans;
+        m.add(": inconsistent span dropped (").dec(count).add(count == 1 ? " page" : " pages")
+            .add("; its blocks are lost)");
+        break;
+      case Damage::kBits: {
+        const PageDesc d = h_->desc[p];
+        auto *bm = reinterpret_cast<uint64_t *>(mem_ + seg_ * kSegmentSize + kBitmapOffset) + p * kWordsPerPage;
+        uint32_t cap = kClasses.info[d.cls].capacity, words = d.pages * kWordsPerPage;
+        if (cap % 64) bm[cap / 64] &= (uint64_t{1} << (cap % 64)) - 1;
+        for (uint32_t w = (cap + 63) / 64; w < words; ++w) bm[w] = 0;
+        m.add(": allocation bits past the run's capacity cleared");
+        break;
+      }
+    }
+    rep_->note(m);
+  }
 
-// Step 3 for one normal segment: keep every span whose descriptors are consistent, drop the rest.
-void repair_normal(uint8_t *mem, uint64_t i, uint32_t pages, SegmentHeader *h, RepairReport *rep) {
-  Msg m;
+ private:
+  uint8_t *mem_;
+  uint64_t seg_;
+  SegmentHeader *h_;
+  RepairReport *rep_;
+};
+
+void repair_normal(uint8_t *mem, const Image &img, uint64_t i, SegmentHeader *h, RepairReport *rep) {
+  const uint32_t pages = img.segment_pages(i);
   if (h->segments != 1 || h->pages != pages) {
+    Msg m;
     h->segments = 1, h->pages = pages;
     m.add("segment ").dec(i).add(": header counts rewritten");
     rep->note(m);
   }
-  for (uint32_t p = 0; p < kFirstDataPage; ++p)
-    if (h->desc[p].kind != kPageMeta) {
-      set_desc(h, p, PageDesc{kPageMeta, 0, 0, 0});
-      m.clear();
-      m.add("segment ").dec(i).add(": metadata descriptor ").dec(p).add(" rewritten");
-      rep->note(m);
-    }
-  for (uint32_t p = kFirstDataPage; p < pages;) {
-    PageDesc d = h->desc[p];
-    if (d.kind == kPageFree || d.kind == kPageRunCont || d.kind == kPageLargeCont) {
-      ++p;
-      continue;
-    }
-    bool ok = (d.kind == kPageRunHead || d.kind == kPageLargeHead) && d.back == 0 && d.pages &&
-              d.pages <= pages - p;
-    if (ok && d.kind == kPageRunHead) ok = d.cls < kNumClasses && d.pages == kClasses.info[d.cls].pages;
-    const uint8_t cont = d.kind == kPageRunHead ? kPageRunCont : kPageLargeCont;
-    for (uint32_t q = 1; ok && q < d.pages; ++q)
-      ok = h->desc[p + q].kind == cont && h->desc[p + q].back == q;
-    if (!ok) {
-      set_desc(h, p, PageDesc{kPageFree, 0, 0, 0});
-      ++rep->lost_spans;
-      m.clear();
-      m.add("segment ").dec(i).add(" page ").dec(p).add(": inconsistent span dropped (its blocks are lost)");
-      rep->note(m);
-      ++p;
-      continue;
-    }
-    if (d.kind == kPageRunHead) {  // bits past the run's capacity mean nothing: clear them
-      auto *bm = reinterpret_cast<uint64_t *>(mem + i * kSegmentSize + kBitmapOffset) + p * kWordsPerPage;
-      uint32_t cap = kClasses.info[d.cls].capacity, words = d.pages * kWordsPerPage;
-      bool cleared = false;
-      if (cap % 64 && (bm[cap / 64] >> (cap % 64))) bm[cap / 64] &= (uint64_t{1} << (cap % 64)) - 1, cleared = true;
-      for (uint32_t w = (cap + 63) / 64; w < words; ++w)
-        if (bm[w]) bm[w] = 0, cleared = true;
-      if (cleared) {
-        m.clear();
-        m.add("segment ").dec(i).add(" page ").dec(p).add(": allocation bits past the run's capacity cleared");
-        rep->note(m);
-      }
-    }
-    p += d.pages;
-  }
+  FixVisitor fix(mem, i, h, rep);
+  Msg why;
+  uint64_t next = 0;
+  walk_segment(img, i, fix, &why, &next, kWalkContain);  // what still fails is the final check's
 }
 
 void repair_segments(uint8_t *mem, const Image &img, RepairReport *rep) {
@@ -91,7 +94,7 @@ void repair_segments(uint8_t *mem, const Image &img, RepairReport *rep) {
       continue;  // walk it again as repaired
     }
     if (h->kind == kSegNormal) {
-      repair_normal(mem, i, img.segment_pages(i), h, rep);
+      repair_normal(mem, img, i, h, rep);
       ++i;
       continue;
     }

@@ -26,6 +26,44 @@ bool bits_past_capacity(const uint64_t *bm, uint32_t capacity, uint32_t pages) {
 
 int corrupt(Msg *) { return PERSIST_E_CORRUPT; }
 
+// What is wrong with the span whose HEAD descriptor should be at page p of a normal segment of
+// `pages` pages (into m; m stays empty when the span is valid). Reads descriptors only.
+void span_problem(const SegmentHeader *h, uint64_t index, uint32_t p, uint32_t pages,
+                  Msg *m) {
+  PageDesc d = h->desc[p];
+  if (d.kind != kPageRunHead && d.kind != kPageLargeHead) {
+    m->add("segment ").dec(index).add(" page ").dec(p).add(" has descriptor kind ").dec(d.kind);
+    return;
+  }
+  if (d.back != 0 || d.pages == 0 || d.pages > pages - p) {
+    m->add("span at segment ").dec(index).add(" page ").dec(p).add(" has invalid length ").dec(d.pages);
+    return;
+  }
+  const uint8_t cont = d.kind == kPageRunHead ? kPageRunCont : kPageLargeCont;
+  for (uint32_t q = 1; q < d.pages; ++q) {
+    PageDesc c = h->desc[p + q];
+    if (c.kind != cont || c.back != q) {
+      m->add("page ").dec(p + q).add(" of segment ").dec(index).add(" inside the span at page ")
+          .dec(p).add(" is not part of it (overlapping spans)");
+      return;
+    }
+  }
+  if (d.kind == kPageRunHead && (d.cls >= kNumClasses || d.pages != kClasses.info[d.cls].pages))
+    m->add("run at segment ").dec(index).add(" page ").dec(p).add(" has invalid class ").dec(d.cls);
+}
+
+// The pages a damaged span at p takes with it: p itself and every following page that is
+// neither free nor the HEAD of a span (its *_CONT pages, and descriptors of no known kind), so a
+// single bad descriptor inside a span costs that span and nothing else.
+uint32_t damaged_extent(const SegmentHeader *h, uint32_t p, uint32_t pages) {
+  uint32_t n = 1;
+  for (; p + n < pages; ++n) {
+    uint8_t k = h->desc[p + n].kind;
+    if (k == kPageFree || k == kPageRunHead || k == kPageLargeHead) break;
+  }
+  return n;
+}
+
 }  // namespace
 
 uint32_t Image::segment_pages(uint64_t i) const {
@@ -35,7 +73,8 @@ uint32_t Image::segment_pages(uint64_t i) const {
   return left < kSegmentPages ? static_cast<uint32_t>(left) : kSegmentPages;
 }
 
-int walk_segment(const Image &img, uint64_t index, WalkVisitor &v, Msg *why, uint64_t *next) {
+int walk_segment(const Image &img, uint64_t index, WalkVisitor &v, Msg *why, uint64_t *next,
+                 unsigned flags) {
   const uint64_t nseg = img.segment_count();
   const uint64_t seg_off = index * kSegmentSize;
   if (index >= nseg || seg_off + kHeaderOffset + sizeof(SegmentHeader) > img.len) {
@@ -83,12 +122,15 @@ int walk_segment(const Image &img, uint64_t index, WalkVisitor &v, Msg *why, uin
     return corrupt(why);
   }
   v.segment(index, *h);
+  const bool contain = flags & kWalkContain;
+  const uint64_t first_page = index * kSegmentPages;
   for (uint32_t p = 0; p < kFirstDataPage; ++p)
     if (h->desc[p].kind != kPageMeta) {
-      why->add("segment ").dec(index).add(" page ").dec(p).add(" should be metadata");
-      return corrupt(why);
+      Msg m;
+      m.add("segment ").dec(index).add(" page ").dec(p).add(" should be metadata");
+      if (!contain) return why->add(m.str()), corrupt(why);
+      v.damaged(first_page + p, 1, Damage::kMetaDesc, m);
     }
-  const uint64_t first_page = index * kSegmentPages;
   uint32_t free_start = 0, free_len = 0;
   auto flush_free = [&] {
     if (free_len) v.free_pages(first_page + free_start, free_len);
@@ -101,40 +143,28 @@ int walk_segment(const Image &img, uint64_t index, WalkVisitor &v, Msg *why, uin
       ++free_len, ++p;
       continue;
     }
-    if (d.kind != kPageRunHead && d.kind != kPageLargeHead) {
-      why->add("segment ").dec(index).add(" page ").dec(p).add(" has descriptor kind ")
-          .dec(d.kind);
-      return corrupt(why);
-    }
-    if (d.back != 0 || d.pages == 0 || d.pages > pages - p) {
-      why->add("span at segment ").dec(index).add(" page ").dec(p).add(" has invalid length ")
-          .dec(d.pages);
-      return corrupt(why);
-    }
-    const uint8_t cont = d.kind == kPageRunHead ? kPageRunCont : kPageLargeCont;
-    for (uint32_t q = 1; q < d.pages; ++q) {
-      PageDesc c = h->desc[p + q];
-      if (c.kind != cont || c.back != q) {
-        why->add("page ").dec(p + q).add(" of segment ").dec(index).add(" inside the span at page ")
-            .dec(p).add(" is not part of it (overlapping spans)");
-        return corrupt(why);
-      }
+    Msg m;
+    span_problem(h, index, p, pages, &m);
+    if (!m.empty()) {
+      if (!contain) return why->add(m.str()), corrupt(why);
+      flush_free();
+      uint32_t n = damaged_extent(h, p, pages);
+      v.damaged(first_page + p, n, Damage::kSpan, m);
+      p += n;
+      continue;
     }
     flush_free();
     if (d.kind == kPageRunHead) {
-      if (d.cls >= kNumClasses || d.pages != kClasses.info[d.cls].pages) {
-        why->add("run at segment ").dec(index).add(" page ").dec(p).add(" has invalid class ")
-            .dec(d.cls);
-        return corrupt(why);
-      }
       const uint64_t *bm = img.bitmap(first_page + p);
       uint32_t cap = kClasses.info[d.cls].capacity;
+      uint32_t used = popcount_run(bm, cap);
       if (bits_past_capacity(bm, cap, d.pages)) {
-        why->add("run at segment ").dec(index).add(" page ").dec(p)
+        m.add("run at segment ").dec(index).add(" page ").dec(p)
             .add(" has allocation bits past its capacity");
-        return corrupt(why);
+        if (!contain) return why->add(m.str()), corrupt(why);
+        v.damaged(first_page + p, d.pages, Damage::kBits, m);
       }
-      v.run(first_page + p, d.pages, d.cls, popcount_run(bm, cap));
+      v.run(first_page + p, d.pages, d.cls, used);
     } else {
       v.large(first_page + p, d.pages);
     }

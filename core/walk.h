@@ -8,6 +8,15 @@
 //     matching *_CONT kind and the right distance back (no two spans overlap);
 //   - a run's class is valid and its span has the class's page count; no bitmap bit is set past
 //     the run's capacity; pages outside live spans are free (stale *_CONT allowed).
+//
+// Damage is contained to what it touches when the caller asks (kWalkContain): a span whose
+// descriptors are inconsistent is reported as one damaged range (its head page and the *_CONT or
+// unknown descriptors after it, up to the next free page or HEAD) and the walk goes on with the
+// rest of the segment; a run with bits past its capacity and a wrong metadata descriptor are
+// reported and walked past. The repair (repair.h) drops exactly what is reported here, so the
+// checker's count of problems and the repair's count of fixes agree. Without the flag the walk
+// stops at the first problem (the runtime, the collector and relocation use nothing of a
+// segment that is not wholly consistent).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +41,13 @@ struct Image {
   }
 };
 
+// What a contained problem is (kWalkContain).
+enum class Damage : uint8_t {
+  kSpan,      // [page, page + count) holds no valid span: not visited as anything
+  kBits,      // the run at `page` has allocation bits past its capacity (the run is still visited)
+  kMetaDesc,  // the descriptor of metadata page `page` has another kind (nothing else is affected)
+};
+
 class WalkVisitor {
  public:
   virtual ~WalkVisitor() = default;
@@ -42,11 +58,22 @@ class WalkVisitor {
   virtual void large(uint64_t /*page*/, uint32_t /*pages*/) {}
   virtual void huge(uint64_t /*segment*/, uint32_t /*segments*/, uint64_t /*bytes*/) {}
   virtual void free_segments(uint64_t /*segment*/, uint32_t /*count*/) {}
+  // Only with kWalkContain, in page order. The walk has read every descriptor of the range (and,
+  // for kBits, the run's bitmap) before the call and reads none of them again, so a repair may
+  // rewrite them from here.
+  virtual void damaged(uint64_t /*page*/, uint32_t /*count*/, Damage /*what*/, const Msg & /*why*/) {}
+};
+
+enum WalkFlags : unsigned {
+  kWalkContain = 1,  // report damage inside a normal segment to damaged() and keep walking
 };
 
 // Walk the segment starting at `index`; *next gets the index of the following segment header.
-// Returns 0, or PERSIST_E_CORRUPT with the reason in `why`.
-int walk_segment(const Image &img, uint64_t index, WalkVisitor &v, Msg *why, uint64_t *next);
+// Returns 0, or PERSIST_E_CORRUPT with the reason in `why`. With kWalkContain, a problem inside
+// a normal segment whose header is valid goes to v.damaged() instead, and the return is 0: the
+// segment was walked to its end (the caller counts what damaged() reported).
+int walk_segment(const Image &img, uint64_t index, WalkVisitor &v, Msg *why, uint64_t *next,
+                 unsigned flags = 0);
 // Walk every segment of the extent.
 int walk_heap(const Image &img, WalkVisitor &v, Msg *why);
 

@@ -20,6 +20,7 @@
 #include "api.h"
 #include "inherit.h"
 #include "modules.h"
+#include "newfile.h"
 #include "noaslr.h"
 #include "options.h"
 #include "platform.h"
@@ -102,9 +103,15 @@ void start_sync_thread(Heap *h, int ms) {
 // previous image first when asked to.
 void reclaim(Heap *h, const Options &o) {
   if (o.keep) {
+    // FILE.1 is a new private file put in place by rename (newfile.h): an existing FILE.1, or a
+    // file someone planted under that name, is replaced, never written into.
     Msg dest;
     dest.add(o.file).add(".1");
-    int rc = os::copy_file(h->fd, dest.str());
+    NewFile nf;
+    int rc = newfile_create(dest.str(), &nf);
+    if (!rc) rc = os::copy_file(h->fd, nf.fd);
+    if (!rc) rc = newfile_replace(&nf, dest.str());
+    newfile_close(&nf);
     if (rc) {
       Msg m;
       m.add("libpersist: cannot keep the previous image as ").add(dest.str()).add(": ")

@@ -77,6 +77,25 @@ void print_json(const Verdict &v) {
 
 }  // namespace
 
+CheckVerdict check_verdict(const Image &img, HeapReport *rep, unsigned flags) {
+  CheckVerdict cv;
+  *rep = HeapReport{};
+  if (img.len < img.sb.size) {
+    // Not handed to the walker: a file shorter than its extent is inconsistent as it stands.
+    cv.exit = kExitInconsistent;
+    cv.problems = 1;
+    cv.problem = "file is " + std::to_string(img.len) + " bytes, shorter than the heap's " +
+                 std::to_string(img.sb.size) + "-byte extent (truncated)";
+    return cv;
+  }
+  int rc = check_image(img, rep, flags);
+  if (rc == 0 && rep->consistent) return cv;
+  cv.exit = kExitInconsistent;
+  cv.problems = rep->problems ? rep->problems : 1;
+  cv.problem = rep->first_problem.empty() ? "inconsistent (no reason given)" : rep->first_problem.str();
+  return cv;
+}
+
 int cmd_check(const Command &cmd, int argc, char **argv) {
   // --repair changes the file (after a backup): handled apart from the read-only check.
   for (int i = 1; i < argc; ++i)
@@ -102,22 +121,10 @@ int cmd_check(const Command &cmd, int argc, char **argv) {
   Verdict v{};
   v.path = args.file;
   v.f = &f;
-  if (f.image.len < f.image.sb.size) {
-    // Not handed to the walker: a file shorter than its extent is inconsistent as it stands.
-    v.consistent = false;
-    v.problems = 1;
-    v.problem = "file is " + std::to_string(f.image.len) + " bytes, shorter than the heap's " +
-                std::to_string(f.image.sb.size) + "-byte extent (truncated)";
-  } else {
-    rc = check_image(f.image, &v.rep, kCheckReachability);
-    v.consistent = rc == 0 && v.rep.consistent;
-    v.problems = v.rep.problems;
-    if (!v.consistent) {
-      v.problem = v.rep.first_problem.empty() ? "inconsistent (no reason given)"
-                                              : v.rep.first_problem.str();
-      if (v.problems == 0) v.problems = 1;
-    }
-  }
+  CheckVerdict cv = check_verdict(f.image, &v.rep, kCheckReachability);
+  v.consistent = cv.exit == kExitOk;
+  v.problems = cv.problems;
+  v.problem = cv.problem;
 
   if (args.json) print_json(v);
   else print_text(v);

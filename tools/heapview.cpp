@@ -42,13 +42,13 @@ std::string describe(const Where &w) {
     case Where::kFreeSlot:
       return "in a free slot of a run of " + std::to_string(w.block.size) +
              "-byte blocks (the slot at " + fmt_hex(w.block.offset) + " is not allocated)";
-    case Where::kDamaged: return "in a damaged segment (see `persist check`)";
+    case Where::kDamaged: return "in a damaged segment or span (see `persist check`)";
     case Where::kLive: return "in the live block at " + fmt_hex(w.block.offset);
   }
   return "?";
 }
 
-// Collects the spans of one segment; they enter the view only when the whole segment walked.
+// Collects the spans of one segment; they enter the view only when the segment's header walked.
 class SpanCollector : public WalkVisitor {
  public:
   SpanCollector(HeapView &v, uint64_t limit) : v_(v), limit_(limit) {}
@@ -82,6 +82,12 @@ class SpanCollector : public WalkVisitor {
   void free_segments(uint64_t segment, uint32_t count) override {
     uint64_t start = segment * kSegmentSize + kHugeFirstPage * kPageSize;
     push(start, (segment + count) * kSegmentSize - start, Area::kFree, FreeKind::kSegments);
+  }
+  // Damage inside a segment that walks (kWalkContain): a damaged span is shown as such and the
+  // rest of the segment as it is; stray bits and a metadata descriptor are problems only.
+  void damaged(uint64_t page, uint32_t count, Damage what, const Msg &why) override {
+    v_.problem(why.str());
+    if (what == Damage::kSpan) push(page * kPageSize, uint64_t{count} * kPageSize, Area::kDamaged);
   }
 
   void commit() {
@@ -121,7 +127,7 @@ HeapView::HeapView(const Image &img) : img_(img) {
     SpanCollector c(*this, limit);
     Msg why;
     uint64_t next = i + 1;
-    if (walk_segment(img, i, c, &why, &next) == 0 && next > i) {
+    if (walk_segment(img, i, c, &why, &next, kWalkContain) == 0 && next > i) {
       c.commit();
       i = next;
     } else {

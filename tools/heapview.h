@@ -2,12 +2,14 @@
 // every segment that walks cleanly (walk.h), in offset order, lookups from an offset to what
 // lies there, and iteration over live blocks (the bits of a run's bitmap).
 //
-// Tolerant: a segment that does not walk is recorded as a problem and shown as damaged, and the
-// walk goes on with the next segment, so the rest of a damaged heap stays readable (archeology).
+// Tolerant: a segment whose header does not walk is recorded as a problem and shown as damaged,
+// and the walk goes on with the next segment; inside a segment, a damaged span is shown as
+// damaged and the rest of the segment as it is (walk.h, kWalkContain). So the rest of a damaged
+// heap stays readable (archeology), and the problems are the ones `persist check` counts.
 // A heap is complete when there is no problem; the subcommands then agree with check_image.
 //
-// Safety: a span enters the view only after walk_segment validated its segment against
-// img.len, and every byte access goes through at(), which checks the range again.
+// Safety: a span enters the view only after walk_segment validated it against img.len, and
+// every byte access goes through at(), which checks the range again.
 //
 // This belongs in core/walk (a live-block iterator and an offset classifier are what walk.h
 // lacks); it lives in tools/ until the core takes it.
@@ -28,7 +30,7 @@ enum class Area : uint8_t {
   kLarge,    // a large block (a page span)
   kHuge,     // a huge block (whole segments)
   kFree,     // free pages, free segments, the slack after a huge block
-  kDamaged,  // a segment that does not walk: its contents are not trusted
+  kDamaged,  // a segment or span that does not walk: its contents are not trusted
   kMissing,  // inside the recorded extent but past the end of the file
 };
 const char *area_name(Area a);  // "metadata", "run", "large", "huge", "free", ...

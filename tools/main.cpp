@@ -35,12 +35,15 @@ const Command kCommands[] = {
      "marks conservatively from the roots. Prints \"consistent\", or the first problem and the\n"
      "number of problems. A heap left dirty by a crash is consistent when the next open would\n"
      "recover it: check says it is dirty and reports unreachable (leaked) blocks without failing\n"
-     "for them. Never modifies the file, except with --repair: then it first copies the file to\n"
-     "FILE.bak, rebuilds what can be rebuilt (a damaged superblock copy, missing segments, damaged\n"
-     "segment headers and spans, bits past a run's capacity, damaged root tables and roots) and\n"
-     "reports every fix and what was lost; a heap a live process holds is refused.\n"
+     "for them. Never modifies the file, except with --repair: then it rebuilds what can be\n"
+     "rebuilt (a damaged superblock copy, missing segments, damaged segment headers and spans,\n"
+     "bits past a run's capacity, damaged root tables and roots) in a copy and reports every fix\n"
+     "and what was lost. The repair is applied only when the copy is no worse than FILE (as\n"
+     "readable, and consistent if FILE was) and fixed something; FILE's contents are first kept\n"
+     "in the first free name of FILE.bak, FILE.bak.1, ... (never replaced). Otherwise FILE is left\n"
+     "as it was. A heap a live process holds, or other users may write, is refused.\n"
      "Exit status: 0 consistent (after --repair: consistent now), 1 inconsistent, 2 the file cannot\n"
-     "be read as a heap.",
+     "be read as a heap (or, with --repair, written).",
      cmd_check},
     {"roots", "FILE [--json]", "list the roots: tag, offset, address, size, block",
      "Lists the published entries of the root table in table order: the tag, the offset of the\n"
@@ -101,7 +104,8 @@ const Command kCommands[] = {
      "chosen so that the picture stays below about 32768 cells; --pages-per-cell, a power of\n"
      "two, overrides), one band of rows per segment, colored by what the pages hold: metadata,\n"
      "runs of small blocks (darker when fuller), large blocks, huge blocks, free pages, and\n"
-     "damaged or missing parts of a damaged file; with a legend. -o - writes to stdout.\n"
+     "damaged or missing parts of a damaged file; with a legend. OUT is a new file (mode 0600)\n"
+     "that replaces an existing OUT by name (a symlink is not followed); -o - writes to stdout.\n"
      "Exit status: 0 drawn, 1 the heap is damaged (drawn as far as readable), 2 the file cannot\n"
      "be read as a heap or OUT cannot be written.",
      cmd_map},
@@ -131,7 +135,7 @@ const Command kCommands[] = {
      "contents. The heap may be in use by a running program: that is reported, and the copy of\n"
      "a live heap is dirty, like a heap after a crash, which the format recovers from. The copy\n"
      "is verified with the checker (retried a few times while the owner runs) before it is\n"
-     "renamed to DEST. Never modifies FILE.\n"
+     "linked as DEST (a new file, mode 0600, never over anything). Never modifies FILE.\n"
      "Exit status: 0 copied and consistent, 1 copied but inconsistent (the source is), 2 FILE\n"
      "cannot be read as a heap or DEST cannot be written.",
      cmd_snapshot},

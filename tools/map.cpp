@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "heapview.h"
+#include "newfile.h"
 #include "readers.h"
 #include "tool.h"
 
@@ -238,19 +239,35 @@ int cmd_map(const Command &cmd, int argc, char **argv) {
   if (!path) return kExitUsage;
   if (!output || !*output) return usage_error(cmd, "missing -o OUT.svg");
   const bool to_stdout = strcmp(output, "-") == 0;
+  const bool to_stream = !to_stdout && newfile_is_stream(output);  // /dev/null, a pipe: written as is
   if (to_stdout && o.json) return usage_error(cmd, "-o - and --json both want stdout");
   o.output = output;
   return report_on_file(cmd, path, o.json, [&](const Source &s) {
-    FILE *svg = to_stdout ? stdout : fopen(output, "w");
-    if (!svg) {
+    // OUT is a new private file given its name when complete (newfile.h): an existing OUT is
+    // replaced, never written into (nor followed, if it is a symlink). A stream (/dev/null, a
+    // pipe) is written into as it is: it holds nothing to replace.
+    NewFile nf;
+    FILE *svg = stdout;
+    if (to_stream && !(svg = fopen(output, "w"))) {
       fprintf(stderr, "persist map: cannot write %s: %s\n", output, strerror(errno));
       return int{kExitUnreadable};
+    } else if (!to_stdout && !to_stream) {
+      int e = newfile_create(output, &nf);
+      svg = e ? nullptr : fdopen(nf.fd, "w");
+      if (!svg) {
+        fprintf(stderr, "persist map: cannot write %s: %s\n", output, strerror(e ? -e : errno));
+        newfile_close(&nf);
+        return int{kExitUnreadable};
+      }
+      nf.fd = -1;  // the FILE owns it now
     }
     int rc = map_report(s, o, svg, stdout);
     bool write_failed = ferror(svg) != 0;
     if (!to_stdout && fclose(svg) != 0) write_failed = true;
-    if (write_failed) {
-      fprintf(stderr, "persist map: writing %s failed\n", output);
+    int e = write_failed || to_stdout || to_stream ? 0 : newfile_replace(&nf, output);
+    newfile_close(&nf);
+    if (write_failed || e) {
+      fprintf(stderr, "persist map: writing %s failed%s%s\n", output, e ? ": " : "", e ? strerror(-e) : "");
       return int{kExitUnreadable};
     }
     return rc;

@@ -4,8 +4,8 @@
 // copy never records an extent or a root table newer than the data it holds (the owner extends
 // the file before it records a larger extent). The pages themselves are not copied at one instant
 // while the owner runs, so the copy is checked (check_image) and taken again when it does not
-// pass; it is renamed to DEST only then. The copy of a live heap is dirty, like a heap after a
-// crash, and opens like one.
+// pass; it is linked as DEST only then (newfile.h: a new 0600 file, never over anything). The
+// copy of a live heap is dirty, like a heap after a crash, and opens like one.
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/fs.h>
@@ -21,6 +21,7 @@
 
 #include "check.h"
 #include "heapfile.h"
+#include "newfile.h"
 #include "progress.h"
 #include "tool.h"
 
@@ -103,12 +104,10 @@ bool copy_range(int src, int dst, uint64_t off, uint64_t end, Progress &progress
   return true;
 }
 
-// One copy of src into the new file tmp. Returns "" or what failed.
-std::string copy_once(int src, const char *tmp, Result *res) {
+// One copy of src into dst, a new empty file (newfile.h). Returns "" or what failed.
+std::string copy_once(int src, int dst, Result *res) {
   uint8_t page0[kPageSize];
   if (!full_pread(src, page0, sizeof page0, 0)) return std::string("reading page 0: ") + strerror(errno);
-  int dst = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (dst < 0) return std::string("creating ") + tmp + ": " + strerror(errno);
   std::string err;
   struct stat st;
   if (ioctl(dst, FICLONE, src) == 0) {
@@ -145,7 +144,6 @@ std::string copy_once(int src, const char *tmp, Result *res) {
     err = std::string("writing page 0: ") + strerror(errno);
   if (err.empty() && fsync(dst) != 0) err = std::string("fsync: ") + strerror(errno);
   if (err.empty() && fstat(dst, &st) == 0) res->disk_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
-  if (close(dst) != 0 && err.empty()) err = std::string("close: ") + strerror(errno);
   return err;
 }
 
@@ -167,15 +165,6 @@ void verify(const char *tmp, Result *res) {
   }
   if (!res->consistent) res->problem = rep.first_problem.empty() ? "inconsistent" : rep.first_problem.str();
   heapfile_close(&c);
-}
-
-// DEST appears atomically, and never over an existing file.
-int publish(const char *tmp, const char *dest) {
-  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) == 0) return 0;
-  if (errno != EINVAL && errno != ENOSYS) return -errno;
-  if (link(tmp, dest) != 0) return -errno;
-  unlink(tmp);
-  return 0;
 }
 
 void sync_dir_of(const char *path) {
@@ -249,28 +238,31 @@ int cmd_snapshot(const Command &cmd, int argc, char **argv) {
     return kExitUnreadable;
   }
   const bool owner_live = f.owner_live;
-  std::string tmp = std::string(dest) + ".persist-tmp." + std::to_string(getpid());
+  // The copy is a new private file (newfile.h), named DEST only once verified, never over
+  // anything (a DEST created meanwhile, a symlink included, is not replaced).
   Result res;
+  NewFile nf;
   for (res.attempts = 1;; ++res.attempts) {
-    std::string err = copy_once(f.fd, tmp.c_str(), &res);
+    rc = newfile_create(dest, &nf);
+    std::string err = rc ? std::string("creating the copy: ") + strerror(-rc) : copy_once(f.fd, nf.fd, &res);
     if (!err.empty()) {
       fprintf(stderr, "persist snapshot: %s: %s\n", dest, err.c_str());
-      unlink(tmp.c_str());
+      newfile_close(&nf);
       heapfile_close(&f);
       return kExitUnreadable;
     }
-    verify(tmp.c_str(), &res);
+    verify(nf.tmp, &res);
     // A live owner may have changed the heap under the copy: take it again. Without an owner
     // the copy is faithful, and an inconsistent copy means an inconsistent heap.
     if (res.consistent || !owner_live || res.attempts == kAttempts) break;
-    unlink(tmp.c_str());
+    newfile_close(&nf);
     usleep(20000);
   }
   heapfile_close(&f);
-  rc = publish(tmp.c_str(), dest);
+  rc = newfile_link(&nf, dest);
+  newfile_close(&nf);
   if (rc < 0) {
     fprintf(stderr, "persist snapshot: cannot create %s: %s\n", dest, strerror(-rc));
-    unlink(tmp.c_str());
     return kExitUnreadable;
   }
   sync_dir_of(dest);

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "check.h"
 #include "heapfile.h"
 #include "msg.h"
 
@@ -55,8 +56,19 @@ int cmd_run(const Command &cmd, int argc, char **argv);
 int cmd_gc(const Command &cmd, int argc, char **argv);
 int cmd_relocate(const Command &cmd, int argc, char **argv);
 int cmd_sites(const Command &cmd, int argc, char **argv);
-// check --repair (repair.cpp): back up FILE to FILE.bak, rebuild what can be rebuilt, report.
+// check --repair (repair.cpp): rebuild what can be rebuilt in a copy of FILE, and only when the
+// copy is no worse than FILE, keep FILE's contents in the first free FILE.bak[.N] and put the
+// repaired contents in FILE. Reports every fix.
 int repair_file(const char *file, bool json);
+// `persist check`'s verdict on an image whose superblock is valid: kExitOk (consistent) or
+// kExitInconsistent with the number of problems and the first (check.cpp). A file shorter than
+// its extent is inconsistent as it stands (not walked). rep gets check_image's report.
+struct CheckVerdict {
+  int exit = kExitOk;
+  uint64_t problems = 0;
+  std::string problem;  // the first one, when exit != kExitOk
+};
+CheckVerdict check_verdict(const Image &img, HeapReport *rep, unsigned flags);
 
 // The whole tool: argv[1] names the subcommand (main.cpp). program.cpp's main() calls it; tests
 // call it in a forked child.

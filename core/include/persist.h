@@ -38,7 +38,8 @@ enum {
   PERSIST_E_NOTBLOCK = -1009, /* the pointer is not the start of a live block of this heap     */
   PERSIST_E_TAG = -1010,      /* tag empty or longer than PERSIST_TAG_MAX bytes                */
   PERSIST_E_MOVED = -1011,    /* heap recorded at another address and relocation is not enabled */
-  PERSIST_E_TYPE = -1012      /* a typed root exists with another type identity               */
+  PERSIST_E_TYPE = -1012,     /* a typed root exists with another type identity               */
+  PERSIST_E_MODE = -1013      /* the heap file's mode lets other users write it (chmod go-w)   */
 };
 
 const char *persist_strerror(int code);

@@ -216,4 +216,38 @@ TEST_F(RepairTest, TruncatedFileLosesTheMissingSegments) {
   expect_opens_with(tmp_.path(), b_.image, "small", "small block");
 }
 
+// One bad descriptor inside a span costs that span, not its segment (issue 14, item 16): the
+// check counts one problem for the span (and one for the root into it), the repair makes exactly
+// those fixes, and every other block of the segment is still there.
+TEST_F(RepairTest, OneBadDescriptorCostsItsSpanAndTheFixesAreTheProblems) {
+  uint64_t page = b_.large_off / kPageSize;
+  SegmentHeader *h = seg(b_.image, page / kSegmentPages);
+  uint32_t pg = static_cast<uint32_t>(page % kSegmentPages);
+  ASSERT_EQ(kPageLargeHead, h->desc[pg].kind);
+  ASSERT_GT(h->desc[pg].pages, 2u);
+  Superblock sb;
+  Msg why;
+  ASSERT_EQ(0, super_read(reinterpret_cast<const uint8_t *>(b_.image.data()), b_.image.size(), &sb, &why));
+  Image im;
+  im.mem = reinterpret_cast<const uint8_t *>(b_.image.data());
+  im.len = b_.image.size();
+  im.sb = sb;
+  HeapReport before;
+  ASSERT_EQ(0, check_image(im, &before, 0));
+  memset(&h->desc[pg + 2], 0x1a, sizeof(PageDesc));  // garbage in the middle of the large span
+  HeapReport damaged;
+  EXPECT_NE(0, check_image(im, &damaged, 0));
+  EXPECT_EQ(2u, damaged.problems) << damaged.first_problem.str();  // the span, the root "large"
+  // The rest of the segment is still walked: every other block is counted.
+  EXPECT_EQ(before.live_blocks - 1, damaged.live_blocks);
+  RepairReport rep;
+  Lines lines;
+  EXPECT_EQ(0, repair(b_.image, &rep, &lines));
+  EXPECT_EQ(damaged.problems, rep.fixes);
+  EXPECT_EQ(1u, rep.lost_spans);
+  EXPECT_EQ(1u, rep.lost_roots);
+  EXPECT_TRUE(consistent(b_.image));
+  expect_opens_with(tmp_.path(), b_.image, "small", "small block");
+}
+
 }  // namespace
