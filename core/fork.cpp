@@ -119,11 +119,11 @@ void child() {
     } else {
       // No memory for a copy: a private mapping of the file at least keeps the child's writes
       // out of the parent's file (the child may see some of the parent's later writes).
-      os::map_file_private(h->base, bytes, h->fd);
+      int fd = heap_file(h);  // never another file that took the heap's number
+      if (fd >= 0) os::map_file_private(h->base, bytes, fd);
     }
     if (h->reserve > bytes) os::map_anon_fixed(h->base + bytes, h->reserve - bytes);
-    os::close_file(h->fd);  // never unlock: the lock is the parent's
-    h->fd = -1;
+    heap_file_close(h);  // never unlock: the lock is the parent's
     h->persistent = false;
     h->fork_copy = nullptr;
   }

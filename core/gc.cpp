@@ -40,7 +40,8 @@ void store_desc_free(Heap *h, uint64_t page, uint32_t pages) {
 }
 
 void punch(Heap *h, uint64_t page, uint64_t pages) {
-  if (h->fd >= 0) os::punch_hole(h->fd, page * kPageSize, pages * kPageSize);
+  int fd = h->fd >= 0 ? heap_file(h) : -1;
+  if (fd >= 0) os::punch_hole(fd, page * kPageSize, pages * kPageSize);
 }
 
 class Sweep : public WalkVisitor {
@@ -167,7 +168,8 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
     heap_update_super(h, set_size, keep);  // the commit point: the extent shrinks
     PERSIST_CRASH_POINT("gc.shrink");
     h->size.store(keep, std::memory_order_release);
-    if (h->fd >= 0) os::truncate_file(h->fd, keep);
+    int fd = h->fd >= 0 ? heap_file(h) : -1;
+    if (fd >= 0) os::truncate_file(fd, keep);
     rep->new_size = keep;
   } else if (dry_run && keep < size) {
     rep->new_size = keep;

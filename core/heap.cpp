@@ -85,7 +85,7 @@ void teardown(Heap *h) {
   if (h->segs) os::unmap(h->segs, h->segs_bytes);
   if (h->rbits) os::unmap(h->rbits, h->rbits_bytes);
   if (h->base && !h->region) os::unmap(h->base, h->reserve);
-  if (h->fd >= 0) os::close_file(h->fd);
+  heap_file_close(h);
   slot_release(h->slot);
   meta_heap_free(h);
 }
@@ -233,7 +233,7 @@ int create_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, 
   PERSIST_CRASH_POINT("create.formatted");
   rc = os::link_file(tmp.str(), path);  // the commit point: the heap appears, complete
   os::unlink_file(tmp.str());
-  if (rc) {
+  if (rc || (rc = heap_file_adopt(h, path))) {
     if (rc != -EEXIST) why->add("cannot create ").add(path).add(": ").add(persist_strerror(rc));
     teardown(h);
     return rc;
@@ -302,7 +302,7 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     teardown(h);
     return rc;
   }
-  if ((rc = lock_heap_file(h, path, flags, why))) {
+  if ((rc = lock_heap_file(h, path, flags, why)) || (rc = heap_file_adopt(h, path))) {
     teardown(h);
     return rc;
   }
@@ -515,7 +515,8 @@ int heap_open_anonymous(uintptr_t addr, uint64_t max, Heap **out, Msg *why) {
 int heap_sync(Heap *h) {
   if (!h->persistent) return 0;
   int rc = os::sync_range(h->base, h->size.load(std::memory_order_acquire));
-  if (!rc && h->fd >= 0) rc = os::sync_file(h->fd);
+  int fd = h->fd >= 0 ? heap_file(h) : -1;
+  if (!rc && h->fd >= 0) rc = fd >= 0 ? os::sync_file(fd) : fd;
   return rc;
 }
 
@@ -528,7 +529,8 @@ void heap_mark_clean(Heap *h, bool durable) {
   PERSIST_CRASH_POINT("close.clean");
   if (durable && h->persistent && h->fd >= 0) {
     os::sync_range(h->base, kPageSize);
-    os::sync_file(h->fd);
+    int fd = heap_file(h);
+    if (fd >= 0) os::sync_file(fd);
   }
 }
 

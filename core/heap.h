@@ -163,7 +163,9 @@ struct Heap : persist_heap {
   uint64_t id = 0;          // unique per open in this process (thread heaps check it)
   uint8_t *base = nullptr;
   uint64_t reserve = 0;
-  int fd = -1;
+  int fd = -1;              // the heap's file, kept high: used only through heap_file()
+  uint64_t file_dev = 0, file_ino = 0;  // what fd must refer to (heapfd.cpp)
+  char file_path[4096] = {};            // absolute, to open the file again if fd was closed
   bool persistent = true;   // false: anonymous volatile heap
   bool region = false;      // caller-provided memory
   bool clean_at_open = false;
@@ -258,6 +260,10 @@ int heap_close(Heap *h);
 void heap_mark_clean(Heap *h, bool durable);  // orderly end; durable: sync first (see heap.cpp)
 int heap_sync(Heap *h);
 void heap_update_super(Heap *h, void (*edit)(Superblock &, uint64_t), uint64_t arg);
+// ---- heapfd.cpp: the heap's file descriptor, which the program may close or reuse
+int heap_file_adopt(Heap *h, const char *path);  // at open, once locked: record it, move it high
+int heap_file(Heap *h);        // fd checked to be the heap's file (opened again if not), or <0
+void heap_file_close(Heap *h);  // closes it only if it is still ours
 // The free_hint stays a segment start while the heap is dirty (layout.h), so that a restart after
 // a crash can begin discovery there: before segments [first, end) become the interior of a range
 // that starts at `start`, a hint among them moves to `start` (takes super_lock). Growth of a

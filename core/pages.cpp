@@ -50,13 +50,17 @@ void store_desc(Heap *h, uint64_t page, PageDesc d) {
 
 int back_pages(Heap *h, uint64_t page, uint32_t pages) {
   if (h->fd < 0) return 0;
-  return os::allocate(h->fd, page * kPageSize, uint64_t{pages} * kPageSize);
+  int fd = heap_file(h);
+  return fd < 0 ? -ENOSPC : os::allocate(fd, page * kPageSize, uint64_t{pages} * kPageSize);
 }
 
 // Give the pages' memory or disk space back; true when they now read as zero. (A region's memory
 // belongs to the caller and is left alone.)
 bool punch_pages(Heap *h, uint64_t page, uint64_t pages) {
-  if (h->fd >= 0) return os::punch_hole(h->fd, page * kPageSize, pages * kPageSize) == 0;
+  if (h->fd >= 0) {
+    int fd = heap_file(h);
+    return fd >= 0 && os::punch_hole(fd, page * kPageSize, pages * kPageSize) == 0;
+  }
   if (h->region) return false;
   os::discard_anon(h->at(page * kPageSize), pages * kPageSize);
   return true;

@@ -12,6 +12,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <elf.h>
 #include <link.h>
 #include <linux/fs.h>
@@ -279,6 +280,37 @@ int lock_file(int fd, bool wait) {
   while ((rc = sys(SYS_fcntl, fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl)) == -EINTR) {
   }
   return rc == -EAGAIN || rc == -EACCES ? -EWOULDBLOCK : static_cast<int>(rc);
+}
+
+int file_identity(int fd, uint64_t *dev, uint64_t *ino) {
+  ErrnoGuard g;
+  struct stat st;
+  long rc = sys(SYS_fstat, fd, &st);
+  if (rc < 0) return static_cast<int>(rc);
+  *dev = st.st_dev, *ino = st.st_ino;
+  return 0;
+}
+
+int dup_high(int fd, int floor) {
+  ErrnoGuard g;
+  struct rlimit rl;
+  long limit = sys(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                   ? static_cast<long>(rl.rlim_cur) : 1024;
+  if (limit > (1 << 20)) limit = 1 << 20;
+  // F_DUPFD takes the lowest free number at or above its argument: above the 3..1023 that
+  // daemons close when the limit allows (not at the limit itself: the kernel's descriptor table
+  // grows to the highest number used), else near the limit, else the floor.
+  long want = limit - 16 < 1088 ? limit - 16 : 1088;
+  long rc = -EMFILE;
+  if (want > floor) rc = sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, want);
+  if (rc == -EMFILE || rc == -EINVAL) rc = sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
+  return static_cast<int>(rc);
+}
+
+long current_dir(char *buf, size_t len) {
+  ErrnoGuard g;
+  long rc = sys(SYS_getcwd, buf, len);
+  return rc < 0 ? rc : static_cast<long>(strlen(buf));
 }
 
 int file_owner_is_us(int fd) {

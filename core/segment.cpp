@@ -17,7 +17,8 @@ namespace {
 // Reserve disk space for [off, off+len) of the heap (no-op for memory heaps).
 int back(Heap *h, uint64_t off, uint64_t len) {
   if (h->fd < 0 || len == 0) return 0;
-  return os::allocate(h->fd, off, len);
+  int fd = heap_file(h);
+  return fd < 0 ? -ENOSPC : os::allocate(fd, off, len);  // a file we cannot reach cannot grow
 }
 
 // Format segment `seg` as a normal segment of `pages` pages. The pages may hold old data.
@@ -132,10 +133,12 @@ int segment_grow(Heap *h, uint32_t segments, uint64_t *first) {
     new_size = h->reserve & ~(kPageSize - 1);
   }
   if (h->fd >= 0) {
+    const int fd = heap_file(h);
+    if (fd < 0) return -ENOMEM;  // the file is gone or no longer ours: never write another
     uint64_t fsize = 0;
-    int rc = os::file_size(h->fd, &fsize);
+    int rc = os::file_size(fd, &fsize);
     if (rc) return rc;
-    if (fsize < new_size && (rc = os::truncate_file(h->fd, new_size))) return rc;
+    if (fsize < new_size && (rc = os::truncate_file(fd, new_size))) return rc;
     PERSIST_CRASH_POINT("grow.truncate");
   }
   *first = seg;

@@ -109,7 +109,8 @@ void reclaim(Heap *h, const Options &o) {
     dest.add(o.file).add(".1");
     NewFile nf;
     int rc = newfile_create(dest.str(), &nf);
-    if (!rc) rc = os::copy_file(h->fd, nf.fd);
+    int fd = heap_file(h);
+    if (!rc) rc = fd < 0 ? fd : os::copy_file(fd, nf.fd);
     if (!rc) rc = newfile_replace(&nf, dest.str());
     newfile_close(&nf);
     if (rc) {

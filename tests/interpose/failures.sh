@@ -23,6 +23,11 @@
 #                    directory may be closed to uid 65534)
 #   other_owner      a heap file owned by another user is refused; new heap files are 0600;
 #                    a symbolic link is not followed
+#   fd_reused        the program opens its own file at the heap's old descriptor number
+#                    (bash's exec 3>f): that file is never written, the program runs
+#   fds_closed       the program closes every descriptor above 2, then allocates 64 MiB: the
+#                    heap opens its file again and grows; it stays locked; a file put in its
+#                    place is never written
 #   bad_options      bad PERSIST_* values: one warning line each, the default is used, the program
 #                    runs and persists; PERSIST_VERBOSE=1 prints the configuration and the heap
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -423,6 +428,58 @@ print("end")' 2>"$TMP/py.err")
     grep -q " PERSIST_SITES=4194304 " "$TMP/s.err" || { fail "PERSIST_SITES=on is not the 4M default"; show "$TMP/s.err"; }
     check_heap "$heap" "PERSIST_SITES=on run"
     ;;
+  fd_reused)
+    # The program opens its own file at the number the heap's descriptor had (bash's `exec 3>f`,
+    # after the shim opened the heap as descriptor 3): the file is the program's, untouched.
+    heap=$TMP/reused.heap
+    printf 'ten bytes\n' >"$TMP/f"
+    script='exec 3>"$0"; echo hi >&3; x=$(head -c 3000000 /dev/zero | tr "\0" a); echo ${#x}; exec 3>&-'
+    /bin/bash -c "$script" "$TMP/ref-f" >"$TMP/ref.out" 2>"$TMP/ref.err"
+    LD_PRELOAD=$SHIM PERSIST_FILE=$heap /bin/bash -c "$script" "$TMP/f" >"$TMP/shim.out" 2>"$TMP/shim.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "bash exited $rc under the shim"
+    cmp -s "$TMP/ref.out" "$TMP/shim.out" || fail "the output differs: $(cat "$TMP/shim.out")"
+    [ -s "$TMP/shim.err" ] && { fail "stderr under the shim:"; show "$TMP/shim.err"; }
+    [ "$(cat "$TMP/f")" = hi ] && [ "$(stat -c %s "$TMP/f")" -eq 3 ] ||
+      fail "the program's file was changed by the heap: $(stat -c %s "$TMP/f") bytes"
+    check_heap "$heap" "after exec 3>f"
+    ;;
+
+  fds_closed)
+    # A program that closes every descriptor but 0-2 (as daemons do), then allocates: the heap
+    # opens its file again (the same file: device and inode) and grows; it stays locked meanwhile.
+    heap=$TMP/closed.heap
+    py='import os, sys, time
+os.closerange(3, 1 << 20)
+x = bytearray(64 << 20); x[-1] = 1
+ys = [bytearray(1 << 20) for i in range(8)]
+sys.stdout.write("%d %d\n" % (len(x), len(ys)))
+sys.stdout.flush()
+time.sleep(float(sys.argv[1]))'
+    out=$(LD_PRELOAD=$SHIM PERSIST_FILE=$heap /usr/bin/python3 -c "$py" 0 2>"$TMP/shim.err")
+    [ "$out" = "67108864 8" ] || fail "python3 after closerange: '$out'"
+    [ -s "$TMP/shim.err" ] && { fail "stderr under the shim:"; show "$TMP/shim.err"; }
+    check_heap "$heap" "after closerange"
+    # Still held while the program runs with the descriptor closed: a second process runs volatile.
+    LD_PRELOAD=$SHIM PERSIST_FILE=$heap /usr/bin/python3 -c "$py" 3 >"$TMP/first.out" 2>&1 &
+    first=$!
+    for _ in $(seq 100); do [ -s "$TMP/first.out" ] && break; sleep 0.05; done
+    LD_PRELOAD=$SHIM PERSIST_FILE=$heap PERSIST_ON_BUSY=fail /usr/bin/python3 -c pass 2>"$TMP/second.err" &&
+      fail "a second process opened the heap while the first held it with its descriptor closed"
+    wait "$first" || fail "the first python3 exited $?"
+    # Moved away under the program: the name now names another file, which is never written.
+    LD_PRELOAD=$SHIM PERSIST_FILE=$heap /usr/bin/python3 -c 'import os, sys, time
+os.closerange(3, 1 << 20)
+os.rename(sys.argv[1], sys.argv[1] + ".moved")
+open(sys.argv[1], "w").write("not a heap\n")
+try:
+    x = bytearray(64 << 20)
+except MemoryError:
+    print("MemoryError")' "$heap" >"$TMP/moved.out" 2>"$TMP/moved.err"
+    [ "$(cat "$heap")" = "not a heap" ] || fail "the file that took the heap's name was written"
+    check_heap "$heap.moved" "the moved heap"
+    ;;
+
   *) echo "unknown case $CASE"; exit 64 ;;
 esac
 finish
