@@ -218,7 +218,8 @@ int create_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, 
     return rc == -EEXIST ? PERSIST_E_ADDRINUSE : rc;
   }
   h->base = static_cast<uint8_t *>(at);
-  if ((rc = os::truncate_file(h->fd, kSegmentSize)) ||
+  if ((rc = kSegmentSize > os::file_size_limit() ? -EFBIG : 0) ||  // ulimit -f: no SIGXFSZ
+      (rc = os::truncate_file(h->fd, kSegmentSize)) ||
       (rc = os::map_file(h->base, h->reserve, h->fd, true)) || (rc = finish_open(h)) ||
       (rc = format(h, kSegmentSize, 0))) {
     why->add("cannot create the heap in ").add(path).add(": ").add(persist_strerror(rc));

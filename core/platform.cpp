@@ -221,6 +221,13 @@ int rename_file(const char *from, const char *to) {
   return static_cast<int>(sys(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0));
 }
 
+uint64_t file_size_limit() {
+  ErrnoGuard g;
+  struct rlimit rl;
+  if (sys(SYS_prlimit64, 0, RLIMIT_FSIZE, nullptr, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return rl.rlim_cur;
+}
+
 int path_mode(const char *path, bool follow, uint32_t *mode) {
   ErrnoGuard g;
   struct stat st;

@@ -55,6 +55,9 @@ int rename_file(const char *from, const char *to);
 // The st_mode of what path names (`follow`: through a final symlink, as stat; else as lstat).
 int path_mode(const char *path, bool follow, uint32_t *mode);
 int file_size(int fd, uint64_t *size);
+// The largest file this process may write (RLIMIT_FSIZE, `ulimit -f`; UINT64_MAX: unlimited).
+// Growing a file past it raises SIGXFSZ, which kills by default: callers check first.
+uint64_t file_size_limit();
 int truncate_file(int fd, uint64_t size);
 // Make dst_fd's contents those of src_fd: a reflink (FICLONE) where the file system can, else an
 // in-kernel copy over dst (which ends as long as src). Writes only into dst_fd, the caller's file.

@@ -138,6 +138,7 @@ int segment_grow(Heap *h, uint32_t segments, uint64_t *first) {
     uint64_t fsize = 0;
     int rc = os::file_size(fd, &fsize);
     if (rc) return rc;
+    if (fsize < new_size && new_size > os::file_size_limit()) return -ENOMEM;  // not SIGXFSZ
     if (fsize < new_size && (rc = os::truncate_file(fd, new_size))) return rc;
     PERSIST_CRASH_POINT("grow.truncate");
   }

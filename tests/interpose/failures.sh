@@ -28,6 +28,7 @@
 #   fds_closed       the program closes every descriptor above 2, then allocates 64 MiB: the
 #                    heap opens its file again and grows; it stays locked; a file put in its
 #                    place is never written
+#   file_limit       ulimit -f: growth past it is ENOMEM, not SIGXFSZ; below one segment, no heap
 #   bad_options      bad PERSIST_* values: one warning line each, the default is used, the program
 #                    runs and persists; PERSIST_VERBOSE=1 prints the configuration and the heap
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -478,6 +479,33 @@ except MemoryError:
     print("MemoryError")' "$heap" >"$TMP/moved.out" 2>"$TMP/moved.err"
     [ "$(cat "$heap")" = "not a heap" ] || fail "the file that took the heap's name was written"
     check_heap "$heap.moved" "the moved heap"
+    ;;
+
+  file_limit)
+    # ulimit -f: growth past the limit is ENOMEM (MemoryError), never SIGXFSZ (exit 153); a limit
+    # below one segment leaves the heap uncreated, with its one line, and the program runs.
+    heap=$TMP/limited.heap
+    py='try:
+    x = bytearray(64 << 20)
+except MemoryError:
+    print("MemoryError")
+ys = [bytearray(1 << 20) for i in range(2)]
+print("ok")'
+    out=$(ulimit -f 20480; LD_PRELOAD=$SHIM PERSIST_FILE=$heap /usr/bin/python3 -c "$py" 2>"$TMP/shim.err")
+    rc=$?
+    [ $rc -eq 0 ] || fail "python3 under ulimit -f 20480 exited $rc (153: SIGXFSZ)"
+    [ "$out" = "$(printf 'MemoryError\nok')" ] || fail "python3 under ulimit -f printed '$out'"
+    [ -s "$TMP/shim.err" ] && { fail "stderr under the shim:"; show "$TMP/shim.err"; }
+    [ "$(stat -c %s "$heap")" -le $((20480 * 1024)) ] || fail "the heap grew past the limit"
+    check_heap "$heap" "under ulimit -f"
+    # python3 ignores SIGXFSZ; perl does not: its allocation fails, it says "Out of memory".
+    (ulimit -f 20480; LD_PRELOAD=$SHIM PERSIST_FILE=$TMP/perl.heap /usr/bin/perl -e 'my $x = "a" x (64 << 20); print "grown\n"' >"$TMP/perl.out" 2>"$TMP/perl.err")
+    rc=$?
+    [ $rc -ne 153 ] || fail "perl under ulimit -f was killed by SIGXFSZ"
+    [ $rc -ne 0 ] || [ "$(cat "$TMP/perl.out")" = grown ] || fail "perl: '$(cat "$TMP/perl.out")'"
+    note "perl under ulimit -f: exit $rc, $(head -c 80 "$TMP/perl.err")"
+    (ulimit -f 2048; expect_fallback "ulimit -f below one segment" "$TMP/tiny.heap" "file too large" /usr/bin/python3 -c 'print("small")')
+    [ -e "$TMP/tiny.heap" ] && fail "a heap was left under ulimit -f 2048"
     ;;
 
   *) echo "unknown case $CASE"; exit 64 ;;
