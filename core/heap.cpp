@@ -119,6 +119,16 @@ int finish_open(Heap *h) {
 
 uint64_t round_reserve(uint64_t v) { return (v + kSegmentSize - 1) & ~(uint64_t{kSegmentSize} - 1); }
 
+// The reservation for a heap of `v` bytes at most, under `ulimit -v`: at most half of the address
+// space the limit leaves (the program needs the rest), never less than `floor` (what the heap
+// already holds: then the reservation fails and open says so).
+uint64_t fit_reserve(uint64_t v, uint64_t floor) {
+  uint64_t r = round_reserve(v);
+  const uint64_t left = os::address_space_left();
+  if (left != UINT64_MAX && r > left / 2) r = (left / 2) & ~(uint64_t{kSegmentSize} - 1);
+  return r < round_reserve(floor) ? round_reserve(floor) : r;
+}
+
 }  // namespace
 
 Image Heap::image() const {
@@ -209,7 +219,7 @@ int create_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, 
     os::unlink_file(tmp.str());
     return rc;
   }
-  h->reserve = round_reserve(max ? max : PERSIST_DEFAULT_MAX);
+  h->reserve = fit_reserve(max ? max : PERSIST_DEFAULT_MAX, kSegmentSize);
   void *at = nullptr;
   if ((rc = os::reserve(want, h->reserve, &at))) {
     why->add("address range ").hex(want).add("+").hex(h->reserve).add(" is not free");
@@ -340,7 +350,7 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
     teardown(h);
     return PERSIST_E_CORRUPT;
   }
-  h->reserve = round_reserve(sb.reserve > max ? sb.reserve : max);
+  h->reserve = fit_reserve(sb.reserve > max ? sb.reserve : max, sb.size);
   h->old_base = sb.base;
   const bool resuming = sb.flags & kSuperFlagRelocating;
   uint64_t want = addr ? addr : resuming ? sb.reloc_to : sb.base;
@@ -351,6 +361,12 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
   }
   void *at = nullptr;
   rc = want % kPageSize ? -EINVAL : os::reserve(want, h->reserve, &at);
+  if (rc == -ENOMEM && os::address_space_left() != UINT64_MAX) {
+    why->add(path).add(" needs ").dec(h->reserve).add(" bytes of address space; the address-space limit (ulimit -v) leaves ")
+        .dec(os::address_space_left());
+    teardown(h);
+    return -ENOMEM;
+  }
   if (rc == 0 && want == sb.base && !resuming) {
     h->base = static_cast<uint8_t *>(at);  // where it was: nothing to move
     rc = os::map_file(h->base, h->reserve, h->fd, true);
@@ -496,7 +512,7 @@ int heap_open_region(void *mem, size_t size, unsigned flags, Heap **out, Msg *wh
 }
 
 int heap_open_anonymous(uintptr_t addr, uint64_t max, Heap **out, Msg *why) {
-  uint64_t reserve = round_reserve(max ? max : PERSIST_DEFAULT_MAX);
+  uint64_t reserve = fit_reserve(max ? max : PERSIST_DEFAULT_MAX, kSegmentSize);
   void *at = nullptr;
   int rc = os::map_anon_at(addr, reserve, &at);
   if (rc) {

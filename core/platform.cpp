@@ -221,6 +221,22 @@ int rename_file(const char *from, const char *to) {
   return static_cast<int>(sys(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0));
 }
 
+uint64_t address_space_left() {
+  ErrnoGuard g;
+  struct rlimit rl;
+  if (sys(SYS_prlimit64, 0, RLIMIT_AS, nullptr, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  uint64_t mapped = 0;
+  long fd = sys(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC, 0);
+  if (fd >= 0) {
+    char buf[128];
+    long n = sys(SYS_read, fd, buf, sizeof buf - 1);
+    sys(SYS_close, fd);
+    for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) mapped = mapped * 10 + (buf[i] - '0');
+    mapped *= 4096;  // statm counts pages
+  }
+  return rl.rlim_cur > mapped ? rl.rlim_cur - mapped : 0;
+}
+
 uint64_t file_size_limit() {
   ErrnoGuard g;
   struct rlimit rl;

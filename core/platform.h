@@ -58,6 +58,9 @@ int file_size(int fd, uint64_t *size);
 // The largest file this process may write (RLIMIT_FSIZE, `ulimit -f`; UINT64_MAX: unlimited).
 // Growing a file past it raises SIGXFSZ, which kills by default: callers check first.
 uint64_t file_size_limit();
+// Address space the process may still map under RLIMIT_AS (`ulimit -v`): the limit less what is
+// mapped now (/proc/self/statm). UINT64_MAX when unlimited.
+uint64_t address_space_left();
 int truncate_file(int fd, uint64_t size);
 // Make dst_fd's contents those of src_fd: a reflink (FICLONE) where the file system can, else an
 // in-kernel copy over dst (which ends as long as src). Writes only into dst_fd, the caller's file.

@@ -28,6 +28,8 @@
 #   fds_closed       the program closes every descriptor above 2, then allocates 64 MiB: the
 #                    heap opens its file again and grows; it stays locked; a file put in its
 #                    place is never written
+#   address_limit    ulimit -v: the heap's reservation fits what the limit leaves; a heap too big
+#                    for it gives one line and a volatile heap, the file untouched
 #   file_limit       ulimit -f: growth past it is ENOMEM, not SIGXFSZ; below one segment, no heap
 #   bad_options      bad PERSIST_* values: one warning line each, the default is used, the program
 #                    runs and persists; PERSIST_VERBOSE=1 prints the configuration and the heap
@@ -504,8 +506,33 @@ print("ok")'
     [ $rc -ne 153 ] || fail "perl under ulimit -f was killed by SIGXFSZ"
     [ $rc -ne 0 ] || [ "$(cat "$TMP/perl.out")" = grown ] || fail "perl: '$(cat "$TMP/perl.out")'"
     note "perl under ulimit -f: exit $rc, $(head -c 80 "$TMP/perl.err")"
-    (ulimit -f 2048; expect_fallback "ulimit -f below one segment" "$TMP/tiny.heap" "file too large" /usr/bin/python3 -c 'print("small")')
+    PREFIX=(/bin/bash -c 'ulimit -f 2048 && exec "$@"' limited)
+    expect_fallback "ulimit -f below one segment" "$TMP/tiny.heap" "file too large" /usr/bin/python3 -c 'print("small")'
+    PREFIX=()
     [ -e "$TMP/tiny.heap" ] && fail "a heap was left under ulimit -f 2048"
+    ;;
+
+  address_limit)
+    # ulimit -v: the reservation takes at most half of what the limit leaves; the program runs
+    # and persists as without the limit. A heap larger than that cannot be mapped: one line, a
+    # volatile heap, the file untouched.
+    heap=$TMP/limited.heap
+    py='x = [str(i) for i in range(100000)]; print("ok", len(x))'
+    for lim in 400000 1000000; do
+      ref=$(ulimit -v $lim; /usr/bin/python3 -c "$py" 2>&1)
+      out=$(ulimit -v $lim; LD_PRELOAD=$SHIM PERSIST_FILE=$heap /usr/bin/python3 -c "$py" 2>"$TMP/shim.err")
+      [ "$out" = "$ref" ] || fail "python3 under ulimit -v $lim: '$out' (without the shim: '$ref')"
+      [ -s "$TMP/shim.err" ] && { fail "ulimit -v $lim: stderr under the shim:"; show "$TMP/shim.err"; }
+      check_heap "$heap" "under ulimit -v $lim"
+    done
+    big=$TMP/big.heap
+    LD_PRELOAD=$SHIM PERSIST_FILE=$big /usr/bin/python3 -c 'x = bytearray(1100 << 20); x[-1] = 1' ||
+      fail "python3 could not make a 1100 MiB heap"
+    sum=$(md5sum <"$big")
+    PREFIX=(/bin/bash -c 'ulimit -v 1000000 && exec "$@"' limited)
+    expect_fallback "a 1100 MiB heap under ulimit -v 1000000" "$big" "ulimit -v" /usr/bin/python3 -c 'print("small")'
+    PREFIX=()
+    unchanged "$big" "$sum" "the heap too large for the limit"
     ;;
 
   *) echo "unknown case $CASE"; exit 64 ;;
