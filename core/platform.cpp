@@ -221,10 +221,19 @@ int rename_file(const char *from, const char *to) {
   return static_cast<int>(sys(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 0));
 }
 
+namespace {
+// The soft limit of `resource` (UINT64_MAX: unlimited or unreadable).
+uint64_t soft_limit(int resource) {
+  struct rlimit rl;
+  if (sys(SYS_prlimit64, 0, resource, nullptr, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return rl.rlim_cur;
+}
+}  // namespace
+
 uint64_t address_space_left() {
   ErrnoGuard g;
-  struct rlimit rl;
-  if (sys(SYS_prlimit64, 0, RLIMIT_AS, nullptr, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  const uint64_t limit = soft_limit(RLIMIT_AS);
+  if (limit == UINT64_MAX) return UINT64_MAX;
   uint64_t mapped = 0;
   long fd = sys(SYS_openat, AT_FDCWD, "/proc/self/statm", O_RDONLY | O_CLOEXEC, 0);
   if (fd >= 0) {
@@ -234,14 +243,12 @@ uint64_t address_space_left() {
     for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) mapped = mapped * 10 + (buf[i] - '0');
     mapped *= 4096;  // statm counts pages
   }
-  return rl.rlim_cur > mapped ? rl.rlim_cur - mapped : 0;
+  return limit > mapped ? limit - mapped : 0;
 }
 
 uint64_t file_size_limit() {
   ErrnoGuard g;
-  struct rlimit rl;
-  if (sys(SYS_prlimit64, 0, RLIMIT_FSIZE, nullptr, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
-  return rl.rlim_cur;
+  return soft_limit(RLIMIT_FSIZE);
 }
 
 int path_mode(const char *path, bool follow, uint32_t *mode) {
@@ -316,10 +323,8 @@ int file_identity(int fd, uint64_t *dev, uint64_t *ino) {
 
 int dup_high(int fd, int floor) {
   ErrnoGuard g;
-  struct rlimit rl;
-  long limit = sys(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                   ? static_cast<long>(rl.rlim_cur) : 1024;
-  if (limit > (1 << 20)) limit = 1 << 20;
+  const uint64_t soft = soft_limit(RLIMIT_NOFILE);
+  long limit = soft == UINT64_MAX ? 1024 : soft > (1 << 20) ? 1 << 20 : static_cast<long>(soft);
   // F_DUPFD takes the lowest free number at or above its argument: above the 3..1023 that
   // daemons close when the limit allows (not at the limit itself: the kernel's descriptor table
   // grows to the highest number used), else near the limit, else the floor.

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "heap.h"
@@ -37,6 +38,7 @@ class DiscoveryTest : public ptest::HeapTest {
     return v;
   }
   void **root() { return static_cast<void **>(persist_heap_root_get(h_, "v", nullptr)); }
+  void run_and_kill(const std::function<void(persist_heap_t *)> &body);
   void restart_after_kill(size_t blocks, void (*edit)(Heap *));
 };
 
@@ -79,10 +81,9 @@ TEST_F(DiscoveryTest, ABlockBelowTheHintIsFreedAndItsRoomUsedBeforeTheHeapGrows)
   for (void *p : got) persist_free(h_, p);
 }
 
-// A run that dies without its clean mark: the hint it kept (moved to where it grew) is where the
-// next run starts. `grow`: the dying run allocates enough to add segments first.
-void DiscoveryTest::restart_after_kill(size_t blocks, void (*edit)(Heap *)) {
-  build();
+// A run of the heap in a child that `body` drives, then SIGKILL (the heap left dirty); the
+// fixture's heap is closed first and opened again afterwards. `body` _exits non-zero on failure.
+void DiscoveryTest::run_and_kill(const std::function<void(persist_heap_t *)> &body) {
   ASSERT_EQ(0, persist_close(h_));
   h_ = nullptr;
   pid_t pid = fork();
@@ -90,15 +91,24 @@ void DiscoveryTest::restart_after_kill(size_t blocks, void (*edit)(Heap *)) {
   if (pid == 0) {
     persist_heap_t *c = nullptr;
     if (persist_open(path_.c_str(), nullptr, &c) != 0) _exit(1);
-    for (size_t i = 0; i < blocks; ++i)
-      if (!persist_alloc(c, kBlock)) _exit(2);
-    if (edit) edit(static_cast<Heap *>(c));
+    body(c);
     raise(SIGKILL);
   }
   int st = 0;
   ASSERT_EQ(pid, waitpid(pid, &st, 0));
   ASSERT_TRUE(WIFSIGNALED(st)) << "child exit " << WEXITSTATUS(st);
   ASSERT_EQ(0, persist_open(path_.c_str(), nullptr, &h_));
+}
+
+// A run that dies without its clean mark: the hint it kept (moved to where it grew) is where the
+// next run starts. The dying run allocates `blocks` (enough to add segments, or not) first.
+void DiscoveryTest::restart_after_kill(size_t blocks, void (*edit)(Heap *)) {
+  build();
+  run_and_kill([&](persist_heap_t *c) {
+    for (size_t i = 0; i < blocks; ++i)
+      if (!persist_alloc(c, kBlock)) _exit(2);
+    if (edit) edit(static_cast<Heap *>(c));
+  });
 }
 
 TEST_F(DiscoveryTest, AfterAKillDiscoveryStartsWhereTheDeadRunLeftRoom) {
@@ -141,13 +151,7 @@ TEST_P(HintRangeTest, AHintNeverNamesTheInsideOfARange) {
   const bool second_first = GetParam();  // merged as the next range, or as the previous one
   constexpr size_t kTwo = 6 << 20, kFour = 14 << 20;
   constexpr uint64_t kPattern = 0x5a5a5a5a12345678ull;
-  ASSERT_EQ(0, persist_close(h_));
-  h_ = nullptr;
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    persist_heap_t *c = nullptr;
-    if (persist_open(path_.c_str(), nullptr, &c) != 0) _exit(1);
+  run_and_kill([&](persist_heap_t *c) {
     Heap *h = static_cast<Heap *>(c);
     auto seg_of = [h](void *p) { return h->off(p) / persist::kSegmentSize; };
     void *a = persist_alloc(c, kTwo), *b = persist_alloc(c, kTwo);
@@ -166,12 +170,7 @@ TEST_P(HintRangeTest, AHintNeverNamesTheInsideOfARange) {
     uint8_t *inside = h->base + sb * persist::kSegmentSize;
     memcpy(inside, h->base, persist::kFirstDataPage * persist::kPageSize);
     if (persist_heap_root_set(c, "big", big) != 0) _exit(6);
-    raise(SIGKILL);
-  }
-  int st = 0;
-  ASSERT_EQ(pid, waitpid(pid, &st, 0));
-  ASSERT_TRUE(WIFSIGNALED(st)) << "child exit " << WEXITSTATUS(st);
-  ASSERT_EQ(0, persist_open(path_.c_str(), nullptr, &h_));
+  });
   auto *big = static_cast<uint64_t *>(persist_heap_root_get(h_, "big", nullptr));
   ASSERT_NE(nullptr, big);
   std::vector<uint64_t> copy(big, big + kFour / 8);
