@@ -125,11 +125,21 @@ void *sampled_alloc(Heap *h, ThreadHeap *th, size_t size, bool zero) {
   return p;
 }
 
+// What an allocation of the huge block s returned: its start, or (over-aligned: large_alloc_once)
+// the start rounded up to a power of two beyond a page — the one such address whose own
+// alignment exceeds its distance from the start.
+bool huge_block_start(const Span *s, uintptr_t a) {
+  if (a == s->start) return true;
+  const uintptr_t align = a & (~a + 1);  // the lowest set bit: a's own alignment
+  return a > s->start && align > kPageSize && a - s->start < align;
+}
+
 void free_slow(Heap *h, Span *s, void *p) {
   if (!s && !(s = span_lookup(h, p))) return report("free of a pointer that is not a block:", p);
   auto a = reinterpret_cast<uintptr_t>(p);
   switch (s->kind) {
     case kSpanRun: {
+      if (!run_block_start(s, a, run_block_index(s, a))) return report("free of an interior pointer:", p);
       // Batched into a run another thread owns; at once into one in the pool (nobody would
       // collect it) or without a thread heap.
       ThreadHeap *th = tl_heaps[h->slot];
@@ -141,8 +151,7 @@ void free_slow(Heap *h, Span *s, void *p) {
       if (a != s->start) return report("free of an interior pointer:", p);
       return pages_free_span(h, s);
     case kSpanHuge:
-      if (a < s->start || a >= s->start + uint64_t{s->pages} * kPageSize)
-        return report("free of a pointer outside its block:", p);
+      if (!huge_block_start(s, a)) return report("free of an interior pointer:", p);
       return pages_free_huge(h, s);
     default:
       return report("double free or free of a pointer into free memory:", p);
@@ -180,8 +189,11 @@ void *large_malloc(Heap *h, size_t size) {
 
 void free_miss(Heap *h, void *p) {
   Span *s = h->span_of(p);
-  if (s && s->owner.load(std::memory_order_relaxed) == tl_heaps[h->slot])
+  if (s && s->owner.load(std::memory_order_relaxed) == tl_heaps[h->slot]) {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    if (!run_block_start(s, a, run_block_index(s, a))) return report("free of an interior pointer:", p);
     return report("double free of", p);  // our own run, and the block's bit is clear
+  }
   free_slow(h, s, p);
 }
 

@@ -28,6 +28,10 @@ __attribute__((noinline)) void free_miss(Heap *h, void *p);
 inline uint32_t run_block_index(const Span *s, uintptr_t p) {
   return static_cast<uint32_t>(((p - s->start) * s->recip) >> kRecipShift);
 }
+// p is where block `idx` of the run starts (not a pointer into it).
+inline bool run_block_start(const Span *s, uintptr_t p, uint32_t idx) {
+  return p == s->start + uint64_t{idx} * s->bsize;
+}
 
 // Take a block of class cls from th's current run: the lowest clear bit of the first word that
 // has one (nullptr: none has, or only bits past the run's last block are clear — the slow path
@@ -74,10 +78,11 @@ inline void heap_free_fast(Heap *h, void *p) {
   Span *s = h->span_of(p);
   ThreadHeap *th = tl_heaps[h->slot];
   if (PERSIST_LIKELY(s && s->owner.load(std::memory_order_relaxed) == th)) {
-    uint32_t idx = run_block_index(s, reinterpret_cast<uintptr_t>(p)), wi = idx >> 6;
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    uint32_t idx = run_block_index(s, a), wi = idx >> 6;
     uint64_t bit = uint64_t{1} << (idx & 63), *w = &s->bitmap[wi];
     uint64_t word = *w;
-    if (PERSIST_LIKELY(word & bit)) {
+    if (PERSIST_LIKELY((word & bit) && run_block_start(s, a, idx))) {
       *w = word & ~bit;  // the commit point: the block is free
       PERSIST_CRASH_POINT("free.bit");
       s->nonfull |= uint64_t{1} << (wi & 63);
