@@ -18,7 +18,7 @@
 // Lock order (outermost first; never take an earlier one while holding a later one):
 //   the heap file's OFD lock > roots_lock > threads_lock > shared_lock > pool_lock > page_lock >
 //   super_lock > the metadata pools (meta.cpp); actions_lock is taken alone (publish.cpp), and so
-//   is sites_lock (sites.cpp; fork.cpp takes it first)
+//   is sites_lock (sites.cpp; fork.cpp takes it first); file_lock is innermost (heapfd.cpp)
 #pragma once
 
 #include <atomic>
@@ -165,6 +165,7 @@ struct Heap : persist_heap {
   uint64_t reserve = 0;
   int fd = -1;              // the heap's file, kept high: used only through heap_file()
   uint64_t file_dev = 0, file_ino = 0;  // what fd must refer to (heapfd.cpp)
+  Lock file_lock;                       // innermost: only to open the file again
   char file_path[4096] = {};            // absolute, to open the file again if fd was closed
   bool persistent = true;   // false: anonymous volatile heap
   bool region = false;      // caller-provided memory

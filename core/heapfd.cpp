@@ -5,7 +5,8 @@
 // sync, copy, close) it is checked to still be the heap's file: the device and inode recorded at
 // open. If it is not, the file is opened again by the absolute path it was opened with and checked
 // the same way. A file the heap did not open is never written, and a descriptor that is no longer
-// ours is never closed.
+// ours is never closed. (A number the program dup2s over between the check and the use can
+// still be reached: the window is one system call.)
 #include <cerrno>
 #include <cstring>
 
@@ -47,9 +48,14 @@ int heap_file_adopt(Heap *h, const char *path) {
 }
 
 int heap_file(Heap *h) {
-  if (h->fd < 0) return -EBADF;  // no file: anonymous or a region
-  if (!h->file_ino || is_ours(h, h->fd)) return h->fd;  // !file_ino: being opened, not adopted yet
-  // Closed, or reused by the program: not ours to use or close. Open the heap's file again.
+  int cur = __atomic_load_n(&h->fd, __ATOMIC_ACQUIRE);
+  if (cur < 0) return -EBADF;  // no file: anonymous or a region
+  if (!h->file_ino || is_ours(h, cur)) return cur;  // !file_ino: being opened, not adopted yet
+  // Closed, or reused by the program: not ours to use or close. Open the heap's file again, once
+  // for all the threads that noticed.
+  Guard g(h->file_lock);
+  cur = __atomic_load_n(&h->fd, __ATOMIC_ACQUIRE);
+  if (is_ours(h, cur)) return cur;  // another thread did
   int fd = -1;
   bool created = false;
   int rc = h->file_path[0] ? os::open_file(h->file_path, false, true, &fd, &created) : -ENOENT;
@@ -64,7 +70,7 @@ int heap_file(Heap *h) {
   }
   int high = os::dup_high(fd, kLowestFd);
   if (high >= 0) os::close_file(fd), fd = high;
-  h->fd = fd;
+  __atomic_store_n(&h->fd, fd, __ATOMIC_RELEASE);
   return fd;
 }
 

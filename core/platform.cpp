@@ -192,6 +192,7 @@ int copy_file(int src_fd, int dst_fd) {
   struct stat st;
   long rc = sys(SYS_fstat, src_fd, &st);
   if (rc < 0) return static_cast<int>(rc);
+  if (static_cast<uint64_t>(st.st_size) > file_size_limit()) return -EFBIG;  // not SIGXFSZ
   rc = sys(SYS_ioctl, dst_fd, FICLONE, src_fd);
   if (rc < 0) {  // no reflink here: copy in the kernel, keeping holes where the source has them
     loff_t in_off = 0, out_off = 0;

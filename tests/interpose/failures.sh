@@ -506,6 +506,15 @@ print("ok")'
     [ $rc -ne 153 ] || fail "perl under ulimit -f was killed by SIGXFSZ"
     [ $rc -ne 0 ] || [ "$(cat "$TMP/perl.out")" = grown ] || fail "perl: '$(cat "$TMP/perl.out")'"
     note "perl under ulimit -f: exit $rc, $(head -c 80 "$TMP/perl.err")"
+    # PERSIST_KEEP under a limit below the heap: the copy is not made (one line), the program runs.
+    kept=$TMP/kept.heap
+    LD_PRELOAD=$SHIM PERSIST_FILE=$kept /usr/bin/python3 -c 'x = [bytearray(1 << 20) for i in range(25)]' ||
+      fail "python3 could not make a 40 MiB heap"
+    out=$(ulimit -f 20000; LD_PRELOAD=$SHIM PERSIST_FILE=$kept PERSIST_KEEP=1 /usr/bin/python3 -c 'print("ran")' 2>"$TMP/keep.err")
+    rc=$?
+    [ $rc -eq 0 ] && [ "$out" = ran ] || fail "PERSIST_KEEP under ulimit -f: exit $rc, '$out' (153: SIGXFSZ)"
+    ls "$TMP" | grep -q 'kept.heap.1.tmp' && fail "a partial copy was left: $(ls "$TMP" | grep kept)"
+    note "PERSIST_KEEP under ulimit -f: $(head -c 120 "$TMP/keep.err")"
     PREFIX=(/bin/bash -c 'ulimit -f 2048 && exec "$@"' limited)
     expect_fallback "ulimit -f below one segment" "$TMP/tiny.heap" "file too large" /usr/bin/python3 -c 'print("small")'
     PREFIX=()
