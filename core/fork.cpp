@@ -11,8 +11,9 @@
 //   volatile, release the locks;
 // parent: drop the copy, release the locks (also when fork failed).
 //
-// Lock order (all heaps in registry order, each): roots_lock > threads_lock > shared_lock >
-// pool_lock > page_lock > super_lock; then the metadata pools. pthread_atfork runs prepare
+// Lock order: the registry lock; then all heaps in registry order, each: actions_lock >
+// sites_lock (both taken alone elsewhere) > roots_lock > threads_lock > shared_lock > pool_lock >
+// page_lock > super_lock; then the metadata pools. pthread_atfork runs prepare
 // handlers newest first and child handlers oldest first; ours is registered at the first open,
 // which the shim makes early, so we lock after other libraries (which may still malloc) and
 // unlock before them.
@@ -34,6 +35,7 @@ Heap *g_open = nullptr;
 std::atomic<int> g_atfork{0};
 
 void lock_heap(Heap *h) {
+  h->actions_lock.lock();  // taken alone elsewhere (publish.cpp): first here
   h->sites_lock.lock();  // taken alone elsewhere: first here (no thread is inside libunwind)
   h->roots_lock.lock();
   h->threads_lock.lock();
@@ -51,6 +53,7 @@ void unlock_heap(Heap *h) {
   h->threads_lock.unlock();
   h->roots_lock.unlock();
   h->sites_lock.unlock();
+  h->actions_lock.unlock();
 }
 
 // Copy what is in use: every page but the free spans and free segment ranges the page allocator
@@ -128,7 +131,10 @@ void child() {
     h->fork_copy = nullptr;
   }
   meta_unlock_all();
-  for (Heap *h = g_open; h; h = h->next_open) unlock_heap(h);
+  for (Heap *h = g_open; h; h = h->next_open) {
+    h->actions_busy = 0;  // the entries other threads were using: those threads are not here
+    unlock_heap(h);
+  }
   g_registry_lock.unlock();
 }
 
