@@ -40,7 +40,7 @@ void store_desc_free(Heap *h, uint64_t page, uint32_t pages) {
 }
 
 void punch(Heap *h, uint64_t page, uint64_t pages) {
-  int fd = h->fd >= 0 ? heap_file(h) : -1;
+  int fd = heap_file(h);  // <0: no file, or not reachable
   if (fd >= 0) os::punch_hole(fd, page * kPageSize, pages * kPageSize);
 }
 
@@ -168,7 +168,7 @@ int heap_collect(Heap *h, bool dry_run, GcReport *rep, Msg *why) {
     heap_update_super(h, set_size, keep);  // the commit point: the extent shrinks
     PERSIST_CRASH_POINT("gc.shrink");
     h->size.store(keep, std::memory_order_release);
-    int fd = h->fd >= 0 ? heap_file(h) : -1;
+    int fd = heap_file(h);
     if (fd >= 0) os::truncate_file(fd, keep);
     rep->new_size = keep;
   } else if (dry_run && keep < size) {

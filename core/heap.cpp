@@ -361,9 +361,10 @@ int open_heap(const char *path, uintptr_t addr, uint64_t max, unsigned flags, un
   }
   void *at = nullptr;
   rc = want % kPageSize ? -EINVAL : os::reserve(want, h->reserve, &at);
-  if (rc == -ENOMEM && os::address_space_left() != UINT64_MAX) {
+  const uint64_t left = rc == -ENOMEM ? os::address_space_left() : UINT64_MAX;
+  if (left != UINT64_MAX) {
     why->add(path).add(" needs ").dec(h->reserve).add(" bytes of address space; the address-space limit (ulimit -v) leaves ")
-        .dec(os::address_space_left());
+        .dec(left);
     teardown(h);
     return -ENOMEM;
   }
@@ -532,8 +533,10 @@ int heap_open_anonymous(uintptr_t addr, uint64_t max, Heap **out, Msg *why) {
 int heap_sync(Heap *h) {
   if (!h->persistent) return 0;
   int rc = os::sync_range(h->base, h->size.load(std::memory_order_acquire));
-  int fd = h->fd >= 0 ? heap_file(h) : -1;
-  if (!rc && h->fd >= 0) rc = fd >= 0 ? os::sync_file(fd) : fd;
+  if (!rc && h->fd >= 0) {
+    int fd = heap_file(h);
+    rc = fd < 0 ? fd : os::sync_file(fd);
+  }
   return rc;
 }
 

@@ -76,8 +76,8 @@ int lock_file(int fd, bool wait = false);  // wait: block until it is free
 int file_owner_is_us(int fd);  // 1 when the file's owner is our effective uid, 0 if not, <0 error
 // The device and inode of what fd refers to (fstat); <0 (-EBADF) when fd is not open.
 int file_identity(int fd, uint64_t *dev, uint64_t *ino);
-// A close-on-exec duplicate of fd at the highest free number the descriptor limit leaves below
-// it (at least `floor`), or <0. The original stays open.
+// A close-on-exec duplicate of fd above the 3..1023 that daemons close (from 1088, or near the
+// descriptor limit when it is lower; else at `floor` or above), or <0. The original stays open.
 int dup_high(int fd, int floor);
 // The current directory (getcwd(2)), NUL-terminated in buf; its length or <0.
 long current_dir(char *buf, size_t len);
